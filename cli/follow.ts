@@ -1,0 +1,72 @@
+/** Following a pipeline run from the CLI: a progress line per stage, then the result or the failure. */
+import type { WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
+import { describeProgress, type PipelineProgress } from '../lib/pipeline/progress';
+import type { PipelineResult } from '../lib/pipeline/types';
+import { progressBar } from './usage';
+
+const POLL_MS = 1000;
+
+function renderLine(progress: PipelineProgress): string {
+  const current = [...progress.stages].reverse().find((s) => s.state === 'running') ?? progress.stages.at(-1);
+  if (!current) return `run ${progress.runId}: starting`;
+  const bar = current.total ? ` ${progressBar(current.done ?? 0, current.total)} ${current.done ?? 0}/${current.total}` : '';
+  return `${current.stage}: ${current.state}${bar}${current.message ? ` ${current.message}` : ''}`;
+}
+
+/** Polls the `progress` query until the workflow closes; returns its result or throws its failure. */
+export async function followRun(
+  handle: WorkflowHandle,
+  out: NodeJS.WriteStream = process.stderr,
+): Promise<{ result: PipelineResult; progress: PipelineProgress | undefined }> {
+  const tty = out.isTTY === true;
+  let last = '';
+  let progress: PipelineProgress | undefined;
+  const resultPromise = handle.result() as Promise<PipelineResult>;
+  let settled = false;
+  resultPromise.then(
+    () => {
+      settled = true;
+    },
+    () => {
+      settled = true;
+    },
+  );
+  while (!settled) {
+    try {
+      progress = await handle.query<PipelineProgress>('progress');
+      const line = renderLine(progress);
+      if (line !== last) {
+        out.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
+        last = line;
+      }
+    } catch {
+      // Not started yet or between tasks: the next poll will tell.
+    }
+    await Promise.race([resultPromise.catch(() => undefined), new Promise((r) => setTimeout(r, POLL_MS))]);
+  }
+  if (tty) out.write('\n');
+  try {
+    return { result: await resultPromise, progress };
+  } catch (err) {
+    throw new RunFailedError(handle.workflowId, failureMessage(err), progress);
+  }
+}
+
+export class RunFailedError extends Error {
+  constructor(
+    readonly workflowId: string,
+    reason: string,
+    readonly progress: PipelineProgress | undefined,
+  ) {
+    super(`run ${workflowId} failed: ${reason}${progress ? `\n${describeProgress(progress)}` : ''}`);
+    this.name = 'RunFailedError';
+  }
+}
+
+/** The innermost cause of a workflow failure: what the user needs (e.g. "corpus.jsonl:12: ..."). */
+export function failureMessage(err: unknown): string {
+  let cause: unknown = err instanceof WorkflowFailedError ? err.cause : err;
+  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+  return cause instanceof Error ? cause.message : String(cause);
+}

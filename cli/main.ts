@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+/** `cotmae`: the command line. Exit codes: 0 ok, 1 failure, 2 usage (bad flags, bad config). */
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { ConfigError, PipelineError } from '../lib/errors';
+import { dataCommand, dataSpec } from './commands/data';
+import { demoCommand, demoSpec } from './commands/demo';
+import { runCommand, runSpec } from './commands/run';
+import { statusCommand, statusSpec } from './commands/status';
+import { workerCommand, workerSpec } from './commands/worker';
+import { RunFailedError } from './follow';
+import { type CommandSpec, UsageError } from './usage';
+
+const COMMANDS: { spec: CommandSpec; run: (argv: string[]) => Promise<number> }[] = [
+  { spec: runSpec, run: runCommand },
+  { spec: statusSpec, run: statusCommand },
+  { spec: workerSpec, run: workerCommand },
+  { spec: dataSpec, run: dataCommand },
+  { spec: demoSpec, run: demoCommand },
+];
+
+const MAIN_HELP = [
+  'cotmae: train and deploy CoT-MAE v2 retrievers with durable Temporal workflows',
+  '',
+  'Commands:',
+  ...COMMANDS.map((c) => `  ${c.spec.usage.padEnd(52)} ${c.spec.summary}`),
+  '',
+  'Run `cotmae COMMAND --help` for a command\'s options.',
+].join('\n');
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(`${MAIN_HELP}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS.find((c) => c.spec.name === name);
+  if (!command) {
+    process.stderr.write(`unknown command ${JSON.stringify(name)}\n\n${MAIN_HELP}\n`);
+    return 2;
+  }
+  // Worker and SDK chatter only when something is wrong; COTMAE_LOG_LEVEL=INFO for more.
+  Runtime.install({ logger: new DefaultLogger((process.env.COTMAE_LOG_LEVEL as 'WARN') ?? 'WARN') });
+  try {
+    return await command.run(rest);
+  } catch (err) {
+    return reportError(err);
+  }
+}
+
+function reportError(err: unknown): number {
+  if (err instanceof UsageError) {
+    process.stderr.write(`error: ${err.message}\n\n${err.help}\n`);
+    return 2;
+  }
+  if (err instanceof ConfigError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    return 2;
+  }
+  if (err instanceof RunFailedError || err instanceof PipelineError) {
+    process.stderr.write(`error: ${err.message}\n`);
+    return 1;
+  }
+  process.stderr.write(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  return 1;
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err) => {
+      process.stderr.write(`fatal: ${String(err)}\n`);
+      process.exit(1);
+    },
+  );
+}

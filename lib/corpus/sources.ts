@@ -1,0 +1,73 @@
+/** Document sources of a shard: batches of normalized documents from line-based or SQuAD inputs. */
+import { BadInputError } from '../errors';
+import { openDecoded } from './input';
+import { type Line, RelativeLineError, readLines } from './lines';
+import { type DocRecord, parseDocLine } from './records';
+import { readSquadParagraphs } from './squad';
+import { normalizeText } from './text';
+import type { CorpusPrepConfig, InputFile, ShardSpec } from './types';
+
+/** A document ready to tokenize; `path` is set for inputs without lines (SQuAD JSON). */
+export interface SourceDoc extends DocRecord {
+  path?: string;
+}
+
+/** Running counters a source updates as it reads. */
+export interface SourceCounters {
+  bytes: number;
+  /** Last line number read (relative to the shard start). */
+  lines: number;
+  blankLines: number;
+}
+
+/** Bad input about one document, at its line (or JSON path). */
+export function docError(file: string, doc: SourceDoc, reason: string): Error {
+  return doc.path ? new BadInputError(file, undefined, `${doc.path}: ${reason}`) : new RelativeLineError(doc.line, reason);
+}
+
+/** Documents of the shard in batches of `cfg.encode_batch_docs`, texts normalized. */
+export async function* shardDocuments(
+  shard: ShardSpec,
+  input: InputFile,
+  cfg: CorpusPrepConfig,
+  counters: SourceCounters,
+): AsyncGenerator<SourceDoc[]> {
+  const docs = shard.format === 'squad' ? squadDocs(input) : lineDocs(shard, input, cfg, counters);
+  let batch: SourceDoc[] = [];
+  for await (const doc of docs) {
+    const text = normalizeText(doc.text, cfg);
+    if (text.trim().length === 0) throw docError(input.name, doc, 'empty text after normalization');
+    batch.push({ ...doc, text, title: normalizeText(doc.title, cfg) });
+    if (batch.length >= cfg.encode_batch_docs) {
+      yield batch;
+      batch = [];
+    }
+  }
+  if (batch.length > 0) yield batch;
+}
+
+async function* lineDocs(
+  shard: ShardSpec,
+  input: InputFile,
+  cfg: CorpusPrepConfig,
+  counters: SourceCounters,
+): AsyncGenerator<SourceDoc> {
+  const bytes = await openDecoded(input, shard.range);
+  for await (const lines of readLines(bytes, cfg.max_line_bytes, counters)) {
+    for (const line of lines) {
+      counters.lines = line.no;
+      if (isBlank(line)) counters.blankLines += 1;
+      else yield parseDocLine(shard.format, line);
+    }
+  }
+}
+
+function isBlank(line: Line): boolean {
+  return line.text.trim().length === 0;
+}
+
+async function* squadDocs(input: InputFile): AsyncGenerator<SourceDoc> {
+  for await (const p of readSquadParagraphs(input)) {
+    yield { id: p.docId, title: p.title, text: p.context, line: 0, path: p.path };
+  }
+}

@@ -1,0 +1,21 @@
+/** Document texts of a whole corpus, e.g. to train a tokenizer on it. */
+import { resolveCorpusPrepConfig } from './config';
+import { fileByName } from './input';
+import { shardDocuments } from './sources';
+import type { CorpusLayout, CorpusPrepConfig, InputFile } from './types';
+
+/** Normalized texts of every document of the layout's corpus files, in file order (validated as in shards). */
+export async function* readCorpusTexts(
+  layout: CorpusLayout,
+  inputs: readonly InputFile[],
+  config: Partial<CorpusPrepConfig>,
+): AsyncGenerator<string> {
+  const cfg = resolveCorpusPrepConfig(config);
+  for (const [index, name] of layout.corpus.entries()) {
+    const shard = { index, format: layout.format, file: name };
+    const counters = { bytes: 0, lines: 0, blankLines: 0 };
+    for await (const docs of shardDocuments(shard, fileByName(inputs, name), cfg, counters)) {
+      for (const doc of docs) yield doc.text;
+    }
+  }
+}
