@@ -1,6 +1,6 @@
 # cotmae-pipeline: every target works on a fresh machine (it runs scripts/setup.sh, which skips what is done).
 # Set-up stamps live in .state/stamps/ (keyed by hashes of package-lock.json / trainer/requirements.lock);
-# the TypeScript build stamp is .state/build.stamp (rebuilt when a source file, tsconfig or the lock changes).
+# the TypeScript build stamp is dist/.build-stamp (rebuilt when a source file, tsconfig or the lock changes).
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -10,7 +10,7 @@ SHELL := /bin/bash
 NODE_BIN := node_modules/.bin
 VENV := .venv
 PYTHON := $(VENV)/bin/python
-BUILD_STAMP := .state/build.stamp
+BUILD_STAMP := dist/.build-stamp
 TS_DIRS := workflows activities workers infra lib cli test bench
 TS_SOURCES = $(shell find $(TS_DIRS) -type f \( -name '*.ts' -o -name '*.json' \) 2>/dev/null)
 NODE_TEST := node --test --test-concurrency=1 --test-reporter=spec
@@ -29,7 +29,7 @@ $(BUILD_STAMP): $(TS_SOURCES) tsconfig.json package-lock.json
 	@mkdir -p $(@D) && touch $@
 
 build: setup
-	@$(MAKE) --no-print-directory $(BUILD_STAMP)
+	@$(MAKE) --no-print-directory -s $(BUILD_STAMP)
 	@echo "[build] dist/ up to date"
 
 lint: setup
@@ -73,16 +73,18 @@ temporal-up: build
 	@node dist/infra/temporal.js start
 
 temporal-down:
-	@if [[ -f dist/infra/temporal.js ]]; then node dist/infra/temporal.js stop; else echo "[temporal] not built, nothing to stop"; fi
+	@if [[ ! -f .state/temporal/server.json ]]; then echo "[temporal] not running"; exit 0; fi; \
+	if [[ ! -f dist/infra/temporal.js ]]; then $(MAKE) --no-print-directory -s build; fi; \
+	node dist/infra/temporal.js stop
 
 temporal-status: build
 	@node dist/infra/temporal.js status
 
-# Build outputs and set-up stamps (the next make re-checks set-up); keeps node_modules, .venv and the dev DB.
+# Build outputs only; set-up (node_modules, faiss-node addon, .venv) and the dev server's SQLite file stay.
 clean:
 	@if [[ -f dist/infra/temporal.js ]]; then node dist/infra/temporal.js stop || true; fi
-	rm -rf dist .state/stamps $(BUILD_STAMP)
+	rm -rf dist $(BUILD_STAMP)
 
-# Everything set-up created, including the dev server's SQLite file.
+# Everything set-up created, including the dev server's SQLite file: the next make starts from scratch.
 distclean: clean
 	rm -rf node_modules $(VENV) .cache .state

@@ -9,7 +9,20 @@ import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
-import { type ArtifactStore, beginArtifact, cacheKey, fetchArtifact, isCommitted, openStore, readManifest } from '../lib/artifacts';
+import {
+  type ArtifactStore,
+  type ArtifactWriter,
+  beginArtifact,
+  computeCacheKey,
+  fetchArtifact,
+  isCommitted,
+  joinKey,
+  joinPrefix,
+  openStore,
+  readManifest,
+  sha256Hex,
+  stagePrefix,
+} from '../lib/artifacts';
 import {
   type CorpusLayout,
   detectLayout,
@@ -27,6 +40,7 @@ import {
 import { STAGES } from '../lib/constants';
 import { ConfigError } from '../lib/errors';
 import { openCorpusSource } from '../lib/datasets/source';
+import { corpusPrepConfig } from '../lib/pipeline/config';
 import type {
   CorpusPlan,
   FinalizeCorpusInput,
@@ -74,8 +88,16 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
           return {
             runId: input.runId,
             artifactRoot: store.rootUri,
-            outputPrefix: `runs/${input.runId}/${STAGES.prepareCorpus}`,
-            cacheKey: cacheKey({ stage: STAGES.prepareCorpus, inputs: [source.digest, tokenizer], config }),
+            outputPrefix: stagePrefix(input.runId, STAGES.prepareCorpus),
+            cacheKey: computeCacheKey({
+              stage: STAGES.prepareCorpus,
+              inputs: [
+                { name: 'corpus', manifestSha256: source.digest },
+                { name: 'tokenizer', manifestSha256: tokenizer },
+              ],
+              // Fan-out width does not change the output, so it is not part of the key.
+              config: corpusPrepConfig(config),
+            }),
             corpus: input.corpus,
             format: layout.format,
             tokenizerUri: store.uri(tokenizerPrefix(input.runId)),
@@ -96,26 +118,26 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
       return atEdge(async () => {
         const store = openStore(plan.artifactRoot);
         const source = await openCorpusSource(plan.corpus.source);
-        const prefix = `${plan.outputPrefix}/shards/${String(shard.index).padStart(5, '0')}`;
+        const prefix = shardPrefix(plan, shard.index);
         try {
-          if (await isCommitted(store, prefix)) return summarize(await readShardResult(store, prefix), prefix, true, (await readManifest(store, prefix)).sha256);
+          if (await isCommitted(store, prefix)) return summarize(await readShardResult(store, prefix), prefix, true, (await readManifest(store, prefix)).manifestSha256);
           const tokenizer = await loadTokenizer(await localTokenizer(store, plan));
           const input = source.files.find((f) => f.name === shard.file);
           if (!input) throw new Error(`shard ${shard.index}: ${shard.file} is no longer in ${plan.corpus.source}`);
           return await withTempDir(deps.workDir, 'shard-', async (dir) => {
             const stop = heartbeatEvery(Context.current(), 10_000);
             try {
-              const result = await prepareShard(shard, input, tokenizer, plan.config, dir, (p) =>
+              const result = await prepareShard(shard, input, tokenizer, corpusPrepConfig(plan.config), dir, (p) =>
                 Context.current().heartbeat(p),
               );
               await writeFile(join(dir, SHARD_RESULT), JSON.stringify({ ...result, out_dir: '' }));
-              const writer = beginArtifact(store, prefix, {
-                stage: `${STAGES.prepareCorpus}/shard`,
+              const writer = await beginArtifact(store, prefix, {
+                stage: `${STAGES.prepareCorpus}-shard`,
                 runId: plan.runId,
                 cacheKey: plan.cacheKey,
                 inputs: [{ name: 'corpus', uri: plan.corpus.source, manifestSha256: plan.sourceDigest }],
                 config: { shard, ...plan.config },
-              });
+              }, { overwrite: true });
               await writer.addLocalDir(dir);
               const committed = await writer.commit({ ...flatStats(result) });
               return summarize(result, prefix, false, committed.manifestSha256);
@@ -153,7 +175,13 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
               plan.format,
             );
             const queries = hasQueries(layout)
-              ? await prepareQueries(layout, source.files, await loadDocIdSet(join(out, corpus.doc_id_hashes)), plan.config, out)
+              ? await prepareQueries(
+                  layout,
+                  source.files,
+                  await loadDocIdSet(join(out, corpus.doc_id_hashes)),
+                  corpusPrepConfig(plan.config),
+                  out,
+                )
               : undefined;
             const stats: Record<string, number> = {
               documents: corpus.stats.docs,
@@ -165,9 +193,10 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
               queries: queries?.queries ?? 0,
               qrels: Object.values(queries?.qrels ?? {}).reduce((a, b) => a + b, 0),
               dropped_qrels: queries?.dropped_qrels ?? 0,
+              reused_shards: shards.filter((s) => s.reused).length,
             };
             await writeFile(join(out, 'stats.json'), JSON.stringify({ ...corpus.stats, queries }, null, 2));
-            const writer = beginArtifact(store, plan.outputPrefix, {
+            const writer = await beginArtifact(store, plan.outputPrefix, {
               stage: STAGES.prepareCorpus,
               runId: plan.runId,
               cacheKey: plan.cacheKey,
@@ -176,9 +205,9 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
                 { name: 'tokenizer', uri: plan.tokenizerUri, manifestSha256: plan.tokenizerManifestSha256 },
               ],
               config: plan.config,
-            });
+            }, { overwrite: true });
             await writer.addLocalDir(out);
-            for (const s of shards) await writer.addCommittedArtifact(s.prefix.slice(plan.outputPrefix.length + 1), s.manifestSha256);
+            await recordShardFiles(store, writer, shards);
             const committed = await writer.commit(stats);
             return { uri: committed.uri, manifestSha256: committed.manifestSha256, stats };
           });
@@ -193,7 +222,28 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
 }
 
 function tokenizerPrefix(runId: string): string {
-  return `runs/${runId}/tokenizer`;
+  return stagePrefix(runId, 'tokenizer');
+}
+
+/** A shard's folder inside the stage folder. */
+function shardFolder(index: number): string {
+  return `shards/${String(index).padStart(5, '0')}`;
+}
+
+function shardPrefix(plan: CorpusPlan, index: number): string {
+  return joinPrefix(plan.outputPrefix, shardFolder(index));
+}
+
+/** The stage manifest covers the shard files too, so one verify checks the whole prepared corpus. */
+async function recordShardFiles(
+  store: ArtifactStore,
+  writer: ArtifactWriter,
+  shards: ShardSummary[],
+): Promise<void> {
+  for (const s of shards) {
+    const { manifest } = await readManifest(store, s.prefix);
+    for (const f of manifest.files) writer.recordFile({ ...f, path: joinKey(shardFolder(s.index), f.path) });
+  }
 }
 
 function hasQueries(layout: CorpusLayout): boolean {
@@ -215,24 +265,31 @@ async function publishTokenizer(
   deps: StageDeps,
 ): Promise<string> {
   const prefix = tokenizerPrefix(input.runId);
-  if (await isCommitted(store, prefix)) return (await readManifest(store, prefix)).sha256;
+  if (await isCommitted(store, prefix)) return (await readManifest(store, prefix)).manifestSha256;
   return withTempDir(deps.workDir, 'tokenizer-', async (dir) => {
     const given = input.tokenizer.source;
     const stop = heartbeatEvery(Context.current(), 10_000);
     try {
       if (given) await copyTokenizer(given, dir);
-      else await trainWordPieceTokenizer(readCorpusTexts(layout, files, input.config), input.config, dir);
+      else await trainWordPieceTokenizer(readCorpusTexts(layout, files, corpusPrepConfig(input.config)), input.config, dir);
     } finally {
       stop();
     }
     const tokenizer = await loadTokenizer(dir);
-    const writer = beginArtifact(store, prefix, {
-      stage: 'tokenizer',
-      runId: input.runId,
-      cacheKey: cacheKey({ stage: 'tokenizer', inputs: [given ?? 'trained'], config: given ? {} : input.config }),
-      inputs: given ? [{ name: 'tokenizer', uri: given }] : [],
-      config: given ? { source: given } : { vocab_size: input.config.vocab_size, lowercase: input.config.lowercase },
-    });
+    const digest = sha256Hex(await readFile(join(dir, 'tokenizer.json')));
+    const config = given ? { source: given } : { vocab_size: input.config.vocab_size, lowercase: input.config.lowercase };
+    const writer = await beginArtifact(
+      store,
+      prefix,
+      {
+        stage: 'tokenizer',
+        runId: input.runId,
+        cacheKey: computeCacheKey({ stage: 'tokenizer', inputs: [{ name: 'tokenizer', manifestSha256: digest }], config }),
+        inputs: given ? [{ name: 'tokenizer', uri: given, manifestSha256: digest }] : [],
+        config,
+      },
+      { overwrite: true },
+    );
     await writer.addLocalDir(dir);
     return (await writer.commit({ vocab_size: tokenizer.vocabSize })).manifestSha256;
   });
@@ -267,7 +324,7 @@ async function copyTokenizer(source: string, dir: string): Promise<void> {
 }
 
 async function readShardResult(store: ArtifactStore, prefix: string): Promise<ShardResult> {
-  return JSON.parse((await store.get(`${prefix}/${SHARD_RESULT}`)).toString('utf8')) as ShardResult;
+  return JSON.parse((await store.get(prefix + SHARD_RESULT)).toString('utf8')) as ShardResult;
 }
 
 function summarize(result: ShardResult, prefix: string, reused: boolean, manifestSha256 = ''): ShardSummary {

@@ -14,6 +14,8 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  unlinkSync,
+  writeFileSync,
 } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -363,6 +365,38 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 }
 
 /**
+ * One server per SQLite file: `<dbFilename>.owner` holds the pid of the server using it. A live temporal
+ * server there is an error (two servers on one SQLite file corrupt it); a dead or foreign pid is stale.
+ */
+function checkDbFree(dbFilename: string): void {
+  let pid = 0;
+  try {
+    pid = Number.parseInt(readFileSync(`${dbFilename}.owner`, 'utf8'), 10);
+  } catch {
+    return;
+  }
+  if (pid > 0 && isAlive(pid) && isTemporalProcess(pid)) {
+    throw new DevServerStartError(
+      `${dbFilename} is in use by the Temporal dev server pid ${pid}: stop it (make temporal-down) or pass another dbFilename`,
+      '',
+    );
+  }
+}
+
+function claimDb(dbFilename: string, pid: number): void {
+  writeFileSync(`${dbFilename}.owner`, `${pid}\n`);
+}
+
+function releaseDb(dbFilename: string, pid: number): void {
+  try {
+    if (Number.parseInt(readFileSync(`${dbFilename}.owner`, 'utf8'), 10) === pid)
+      unlinkSync(`${dbFilename}.owner`);
+  } catch {
+    // already gone
+  }
+}
+
+/**
  * Starts `temporal server start-dev` as a child of this process, waits until it is healthy, registers the
  * search attributes and checks the Web UI answers. The server is SIGKILLed if this process exits without
  * calling stop().
@@ -370,6 +404,7 @@ function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
 export async function startDevServer(opts: DevServerOptions = {}): Promise<DevServer> {
   const r = resolveOptions(opts);
   mkdirSync(dirname(r.dbFilename), { recursive: true });
+  checkDbFree(r.dbFilename);
   const attempts = opts.freePorts ? 3 : 1;
   let lastErr: unknown;
   for (let attempt = 1; attempt <= attempts; attempt++) {
@@ -396,8 +431,10 @@ async function launchAttached(r: Resolved, port: number, uiPort: number): Promis
   child.on('error', (err) => {
     spawnError = err;
   });
+  if (child.pid !== undefined) claimDb(r.dbFilename, child.pid);
   const killOnExit = () => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (child.pid !== undefined) releaseDb(r.dbFilename, child.pid);
   };
   process.on('exit', killOnExit);
 
@@ -412,6 +449,7 @@ async function launchAttached(r: Resolved, port: number, uiPort: number): Promis
         }
       }
       process.off('exit', killOnExit);
+      if (child.pid !== undefined) releaseDb(r.dbFilename, child.pid);
     })();
     return stopping;
   };
@@ -525,6 +563,12 @@ async function cliStart(opts: DevServerOptions): Promise<number> {
   const uiPort = opts.freePorts ? await freePort() : (opts.uiPort ?? port + 1000);
   mkdirSync(stateDir(), { recursive: true });
   mkdirSync(dirname(r.dbFilename), { recursive: true });
+  try {
+    checkDbFree(r.dbFilename);
+  } catch (err) {
+    console.error(`[temporal] ${errText(err)}`);
+    return 1;
+  }
   const logFile = join(stateDir(), 'server.log');
   const fd = openSync(logFile, 'a');
   const child = spawn(r.binary, serverArgs(r, port, uiPort), { stdio: ['ignore', fd, fd], detached: true });
@@ -552,10 +596,14 @@ async function cliStart(opts: DevServerOptions): Promise<number> {
   };
   try {
     if (child.pid === undefined) throw new Error(failFast() ?? 'spawn failed');
+    claimDb(r.dbFilename, child.pid);
     await writeFile(pidFilePath(), `${JSON.stringify(info, null, 2)}\n`);
     await readyServer(r, info.address, info.uiUrl, failFast);
   } catch (err) {
-    if (child.pid !== undefined) await stopDetached(child.pid, 3000).catch(() => undefined);
+    if (child.pid !== undefined) {
+      await stopDetached(child.pid, 3000).catch(() => undefined);
+      releaseDb(r.dbFilename, child.pid);
+    }
     await rm(pidFilePath(), { force: true });
     const tail = readTail(logFile, 4000);
     console.error(
@@ -584,6 +632,7 @@ async function cliStop(): Promise<number> {
   } else {
     console.log(`[temporal] pid ${current.pid} was not running; removing stale pid file`);
   }
+  releaseDb(current.dbFilename, current.pid);
   await rm(pidFilePath(), { force: true });
   return 0;
 }

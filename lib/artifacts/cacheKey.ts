@@ -34,7 +34,10 @@ function encode(value: unknown, at: string): string {
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
-        throw new ConfigError(at, `only plain objects are allowed (got ${proto?.constructor?.name ?? 'object'})`);
+        throw new ConfigError(
+          at,
+          `only plain objects are allowed (got ${proto?.constructor?.name ?? 'object'})`,
+        );
       }
       const record = value as Record<string, unknown>;
       const parts: string[] = [];
@@ -71,10 +74,12 @@ const SHA256_HEX = /^[0-9a-f]{64}$/;
 
 /** Hex sha256 of the canonical JSON of `{ stage, inputs: { name: manifestSha256 }, config }`. */
 export function computeCacheKey(parts: CacheKeyParts): string {
-  if (typeof parts.stage !== 'string' || parts.stage === '') throw new ConfigError('stage', 'must be a non-empty string');
+  if (typeof parts.stage !== 'string' || parts.stage === '')
+    throw new ConfigError('stage', 'must be a non-empty string');
   const inputs: Record<string, string> = {};
   for (const input of parts.inputs) {
-    if (Object.hasOwn(inputs, input.name)) throw new ConfigError(`inputs.${input.name}`, 'duplicate input name');
+    if (Object.hasOwn(inputs, input.name))
+      throw new ConfigError(`inputs.${input.name}`, 'duplicate input name');
     if (!SHA256_HEX.test(input.manifestSha256)) {
       throw new ConfigError(`inputs.${input.name}`, 'manifestSha256 must be 64 lowercase hex digits');
     }

@@ -17,7 +17,8 @@ const LONE_SURROGATE = /\p{Cs}/u;
 function check(value: string, what: 'key' | 'prefix'): void {
   if (typeof value !== 'string') throw new InvalidKeyError(String(value), `${what} must be a string`);
   if (CONTROL_CHARS.test(value)) throw new InvalidKeyError(value, 'control characters are not allowed');
-  if (LONE_SURROGATE.test(value)) throw new InvalidKeyError(value, 'not well-formed Unicode (lone surrogate)');
+  if (LONE_SURROGATE.test(value))
+    throw new InvalidKeyError(value, 'not well-formed Unicode (lone surrogate)');
   if (value.includes('\\')) throw new InvalidKeyError(value, "backslashes are not allowed (use '/')");
   if (value.startsWith('/')) throw new InvalidKeyError(value, 'absolute paths are not allowed');
   if (Buffer.byteLength(value, 'utf8') > MAX_KEY_BYTES) {
@@ -30,7 +31,8 @@ function check(value: string, what: 'key' | 'prefix'): void {
   }
   for (const segment of body.split('/')) {
     if (segment === '') throw new InvalidKeyError(value, "empty path segment ('//' or a trailing '/')");
-    if (segment === '..' || segment === '.') throw new InvalidKeyError(value, `'${segment}' segments are not allowed`);
+    if (segment === '..' || segment === '.')
+      throw new InvalidKeyError(value, `'${segment}' segments are not allowed`);
   }
 }
 

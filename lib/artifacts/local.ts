@@ -6,9 +6,20 @@
  * Empty folders are pruned on delete so that "folder exists" never differs from S3, which has no folders.
  */
 import { randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
-import { createWriteStream } from 'node:fs';
-import { copyFile, mkdir, open, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from 'node:fs/promises';
+import { createWriteStream, constants as fsConstants } from 'node:fs';
+import {
+  copyFile,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  rmdir,
+  stat,
+  unlink,
+  writeFile,
+} from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -54,7 +65,10 @@ export class LocalStore implements ArtifactStore {
   pathOf(key: string): string {
     validateKey(key);
     if (key.split('/').some((s) => s.startsWith(LOCAL_TEMP_MARK))) {
-      throw new InvalidKeyError(key, `segments starting with '${LOCAL_TEMP_MARK}' are reserved by the local store`);
+      throw new InvalidKeyError(
+        key,
+        `segments starting with '${LOCAL_TEMP_MARK}' are reserved by the local store`,
+      );
     }
     return path.join(this.root, ...key.split('/'));
   }
@@ -100,7 +114,9 @@ export class LocalStore implements ArtifactStore {
         return Readable.from([]);
       }
       if (range.start >= info.size) {
-        throw new RangeError(`range start ${range.start} is past the end of ${this.uri(key)} (${info.size} bytes)`);
+        throw new RangeError(
+          `range start ${range.start} is past the end of ${this.uri(key)} (${info.size} bytes)`,
+        );
       }
       const end = Math.min(range.end, info.size);
       return fh.createReadStream({ start: range.start, end: end - 1, autoClose: true });
@@ -143,7 +159,12 @@ export class LocalStore implements ArtifactStore {
     const slash = prefix.lastIndexOf('/');
     const dirKey = slash < 0 ? '' : prefix.slice(0, slash);
     const found: ObjectInfo[] = [];
-    await this.walk(dirKey === '' ? this.root : path.join(this.root, ...dirKey.split('/')), dirKey, prefix, found);
+    await this.walk(
+      dirKey === '' ? this.root : path.join(this.root, ...dirKey.split('/')),
+      dirKey,
+      prefix,
+      found,
+    );
     found.sort((a, b) => compareKeys(a.key, b.key));
     yield* found;
   }
@@ -194,7 +215,11 @@ export class LocalStore implements ArtifactStore {
    * consumed until the rename, so a concurrent prune (which only removes empty folders) cannot pull the
    * folder from under the write.
    */
-  private async publish(key: string, dest: string, write: (tmp: string) => Promise<void>): Promise<ObjectInfo> {
+  private async publish(
+    key: string,
+    dest: string,
+    write: (tmp: string) => Promise<void>,
+  ): Promise<ObjectInfo> {
     const dir = path.dirname(dest);
     const tmp = path.join(dir, `${LOCAL_TEMP_MARK}${randomBytes(8).toString('hex')}`);
     for (let attempt = 1; ; attempt++) {
@@ -243,7 +268,8 @@ export class LocalStore implements ArtifactStore {
 
   private mapReadError(err: unknown, key: string): unknown {
     const code = errCode(err);
-    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR') return new ArtifactMissingError(this.uri(key));
+    if (code === 'ENOENT' || code === 'ENOTDIR' || code === 'EISDIR')
+      return new ArtifactMissingError(this.uri(key));
     return err;
   }
 
@@ -293,4 +319,3 @@ export class LocalStore implements ArtifactStore {
     }
   }
 }
-

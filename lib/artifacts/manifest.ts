@@ -12,9 +12,15 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { ArtifactCorruptError, ArtifactMissingError, ConfigError, InvalidKeyError, PipelineError } from '../errors';
+import {
+  ArtifactCorruptError,
+  ArtifactMissingError,
+  ConfigError,
+  InvalidKeyError,
+  PipelineError,
+} from '../errors';
 import { canonicalJson, sha256Hex } from './cacheKey';
 import { type CodeVersion, getCodeVersion } from './codeVersion';
 import { compareKeys, folderPrefix, isValidKey, validateKey } from './keys';
@@ -127,7 +133,11 @@ export function hashingStream(): { stream: Transform; result: () => { bytes: num
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight; rejects with the first failure (after all settle). */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
   const results = new Array<R>(items.length);
   let next = 0;
   let failure: { err: unknown } | undefined;
@@ -163,9 +173,28 @@ export async function listLocalFiles(dir: string): Promise<string[]> {
   return out.sort(compareKeys);
 }
 
+/**
+ * Pipes `source` through `through` into store.put. If the store fails, the source is destroyed (nobody reads it
+ * any more); if the source fails, the put fails with the source's error.
+ */
+async function putThrough(store: ArtifactStore, key: string, source: Readable, through: Transform) {
+  const piping = pipeline(source, through).catch(() => undefined);
+  try {
+    const sent = await store.put(key, through);
+    await piping;
+    return sent;
+  } catch (err) {
+    through.destroy();
+    source.destroy();
+    await piping;
+    throw err;
+  }
+}
+
 function checkFilePath(p: string): string {
   validateKey(p);
-  if (p === MANIFEST_FILE) throw new InvalidKeyError(p, `'${MANIFEST_FILE}' is reserved for the artifact's manifest`);
+  if (p === MANIFEST_FILE)
+    throw new InvalidKeyError(p, `'${MANIFEST_FILE}' is reserved for the artifact's manifest`);
   return p;
 }
 
@@ -180,7 +209,8 @@ export class ArtifactWriter {
   private readonly files = new Map<string, ManifestFile>();
   private readonly claimed = new Set<string>();
   private readonly pending = new Set<Promise<unknown>>();
-  private readonly failures: unknown[] = [];
+  /** Failed writes by path (a later successful write of the same path clears its entry). */
+  private readonly failures = new Map<string, unknown>();
   private readonly concurrency: number;
   private readonly checkSizes: boolean;
   private state: 'open' | 'committing' | 'committed' = 'open';
@@ -199,18 +229,11 @@ export class ArtifactWriter {
 
   /** Writes one file of the artifact from a buffer, a string (UTF-8) or a stream. */
   writeFile(filePath: string, body: PutBody): Promise<ManifestFile> {
-    this.claim(filePath);
     return this.track(filePath, async () => {
       const key = this.prefix + filePath;
       if (body instanceof Readable) {
         const h = hashingStream();
-        const piping = pipeline(body, h.stream).catch(() => undefined);
-        let sent: { bytes: number };
-        try {
-          sent = await this.store.put(key, h.stream);
-        } finally {
-          await piping;
-        }
+        const sent = await putThrough(this.store, key, body, h.stream);
         return this.record(filePath, h.result(), sent.bytes);
       }
       const data = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
@@ -221,7 +244,6 @@ export class ArtifactWriter {
 
   /** Uploads a local file as `filePath`, hashing it in the same read. */
   addLocalFile(filePath: string, localPath: string): Promise<ManifestFile> {
-    this.claim(filePath);
     return this.track(filePath, () => this.uploadLocal(filePath, localPath));
   }
 
@@ -230,8 +252,12 @@ export class ArtifactWriter {
     const under = opts.under ? folderPrefix(opts.under) : '';
     const rels = await listLocalFiles(dir);
     const entries = rels.map((rel) => ({ filePath: under + rel, local: path.join(dir, ...rel.split('/')) }));
-    for (const e of entries) this.claim(e.filePath);
-    return mapLimit(entries, this.concurrency, (e) => this.track(e.filePath, () => this.uploadLocal(e.filePath, e.local)));
+    for (const e of entries) {
+      checkFilePath(e.filePath);
+      if (this.claimed.has(e.filePath))
+        throw new InvalidKeyError(e.filePath, 'written twice in the same artifact');
+    }
+    return mapLimit(entries, this.concurrency, (e) => this.addLocalFile(e.filePath, e.local));
   }
 
   /**
@@ -243,7 +269,8 @@ export class ArtifactWriter {
     if (!Number.isSafeInteger(entry.bytes) || entry.bytes < 0) {
       throw new ConfigError(`files.${entry.path}.bytes`, 'must be a non-negative integer');
     }
-    if (!SHA256_HEX.test(entry.sha256)) throw new ConfigError(`files.${entry.path}.sha256`, 'must be 64 hex digits');
+    if (!SHA256_HEX.test(entry.sha256))
+      throw new ConfigError(`files.${entry.path}.sha256`, 'must be 64 hex digits');
     this.files.set(entry.path, { path: entry.path, bytes: entry.bytes, sha256: entry.sha256 });
   }
 
@@ -259,17 +286,38 @@ export class ArtifactWriter {
   async commit(stats: Record<string, unknown> = {}): Promise<CommittedArtifact> {
     if (this.state !== 'open') throw new Error(`artifact ${this.uri}: commit() called twice`);
     this.state = 'committing';
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
-    if (this.failures.length > 0) {
+    try {
+      return await this.commitNow(stats);
+    } catch (err) {
       this.state = 'open';
-      throw this.failures[0];
+      throw err;
+    }
+  }
+
+  private async commitNow(stats: Record<string, unknown>): Promise<CommittedArtifact> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    const failed = this.failures.entries().next();
+    if (!failed.done) {
+      const [filePath, err] = failed.value;
+      throw err instanceof PipelineError
+        ? err
+        : new Error(
+            `artifact ${this.uri}: not committed, writing ${filePath} failed: ${(err as Error)?.message ?? err}`,
+            {
+              cause: err,
+            },
+          );
     }
     canonicalJson(stats); // JSON only: throws ConfigError naming the bad value
     const files = this.listFiles();
     if (this.checkSizes) {
       await mapLimit(files, this.concurrency, async (f) => {
         const info = await this.store.head(this.prefix + f.path);
-        if (!info) throw new ArtifactCorruptError(this.store.uri(this.prefix + f.path), `${f.path}: missing after upload`);
+        if (!info)
+          throw new ArtifactCorruptError(
+            this.store.uri(this.prefix + f.path),
+            `${f.path}: missing after upload`,
+          );
         if (info.bytes !== f.bytes) {
           throw new ArtifactCorruptError(
             this.store.uri(this.prefix + f.path),
@@ -303,15 +351,27 @@ export class ArtifactWriter {
     this.claimed.add(filePath);
   }
 
+  /**
+   * Claims `filePath` and runs the write. Bad paths reject (never throw synchronously). The returned promise is
+   * already handled, so a write that is not awaited cannot crash the process: commit() reports its failure.
+   */
   private track(filePath: string, fn: () => Promise<ManifestFile>): Promise<ManifestFile> {
+    try {
+      this.claim(filePath);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const p = fn();
     this.pending.add(p);
     p.then(
-      () => this.pending.delete(p),
+      () => {
+        this.pending.delete(p);
+        this.failures.delete(filePath);
+      },
       (err: unknown) => {
         this.pending.delete(p);
-        this.claimed.delete(filePath);
-        this.failures.push(err);
+        this.claimed.delete(filePath); // may be written again
+        this.failures.set(filePath, err);
       },
     );
     return p;
@@ -319,19 +379,15 @@ export class ArtifactWriter {
 
   private async uploadLocal(filePath: string, localPath: string): Promise<ManifestFile> {
     const h = hashingStream();
-    const piping = pipeline(createReadStream(localPath), h.stream).catch((err: unknown) => err);
-    let sent: { bytes: number };
-    try {
-      sent = await this.store.put(this.prefix + filePath, h.stream);
-    } catch (err) {
-      const readErr = await piping;
-      throw readErr instanceof Error ? readErr : err;
-    }
-    await piping;
+    const sent = await putThrough(this.store, this.prefix + filePath, createReadStream(localPath), h.stream);
     return this.record(filePath, h.result(), sent.bytes);
   }
 
-  private record(filePath: string, digest: { bytes: number; sha256: string }, sentBytes: number): ManifestFile {
+  private record(
+    filePath: string,
+    digest: { bytes: number; sha256: string },
+    sentBytes: number,
+  ): ManifestFile {
     if (sentBytes !== digest.bytes) {
       throw new ArtifactCorruptError(
         this.store.uri(this.prefix + filePath),
@@ -391,7 +447,8 @@ function corrupt(uri: string, reason: string): never {
 
 /** Checks a parsed manifest's shape; throws ArtifactCorruptError. */
 export function validateManifest(value: unknown, uri: string): Manifest {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) corrupt(uri, 'manifest.json is not an object');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    corrupt(uri, 'manifest.json is not an object');
   const m = value as Record<string, unknown>;
   if (m.schema !== MANIFEST_SCHEMA) corrupt(uri, `unsupported manifest schema ${JSON.stringify(m.schema)}`);
   for (const k of ['stage', 'runId', 'cacheKey', 'createdAt']) {
@@ -429,7 +486,8 @@ export function validateManifest(value: unknown, uri: string): Manifest {
     if (typeof f.bytes !== 'number' || !Number.isSafeInteger(f.bytes) || f.bytes < 0) {
       corrupt(uri, `${p}: bad size in manifest`);
     }
-    if (typeof f.sha256 !== 'string' || !SHA256_HEX.test(f.sha256)) corrupt(uri, `${p}: bad sha256 in manifest`);
+    if (typeof f.sha256 !== 'string' || !SHA256_HEX.test(f.sha256))
+      corrupt(uri, `${p}: bad sha256 in manifest`);
   }
   return value as Manifest;
 }
@@ -446,7 +504,10 @@ export async function readManifest(store: ArtifactStore, prefix: string): Promis
     body = await store.get(folder + MANIFEST_FILE);
   } catch (err) {
     if (err instanceof ArtifactMissingError) {
-      throw new ArtifactMissingError(uri, `no ${MANIFEST_FILE}: the artifact is missing or was never committed`);
+      throw new ArtifactMissingError(
+        uri,
+        `no ${MANIFEST_FILE}: the artifact is missing or was never committed`,
+      );
     }
     throw err;
   }
@@ -487,26 +548,21 @@ export async function verifyArtifact(
     const key = read.prefix + f.path;
     const info = await store.head(key);
     if (!info) corrupt(store.uri(key), `${f.path}: listed in the manifest but missing`);
-    if (info.bytes !== f.bytes) corrupt(store.uri(key), `${f.path}: ${info.bytes} bytes, manifest says ${f.bytes}`);
+    if (info.bytes !== f.bytes)
+      corrupt(store.uri(key), `${f.path}: ${info.bytes} bytes, manifest says ${f.bytes}`);
   });
   if (opts.sizesOnly) return read;
   await mapLimit(files, concurrency, async (f) => {
     const key = read.prefix + f.path;
     const h = hashingStream();
-    await pipeline(await store.getStream(key), h.stream, devNull());
+    await pipeline(await store.getStream(key), h.stream, new Writable({ write: (_chunk, _enc, cb) => cb() }));
     const got = h.result();
-    if (got.bytes !== f.bytes) corrupt(store.uri(key), `${f.path}: read ${got.bytes} bytes, manifest says ${f.bytes}`);
-    if (got.sha256 !== f.sha256) corrupt(store.uri(key), `${f.path}: sha256 ${got.sha256}, manifest says ${f.sha256}`);
+    if (got.bytes !== f.bytes)
+      corrupt(store.uri(key), `${f.path}: read ${got.bytes} bytes, manifest says ${f.bytes}`);
+    if (got.sha256 !== f.sha256)
+      corrupt(store.uri(key), `${f.path}: sha256 ${got.sha256}, manifest says ${f.sha256}`);
   });
   return read;
-}
-
-function devNull(): Transform {
-  return new Transform({
-    transform(_chunk, _encoding, callback) {
-      callback();
-    },
-  }).resume() as Transform;
 }
 
 export interface FetchOptions {
@@ -539,7 +595,8 @@ export async function fetchArtifact(
     try {
       await pipeline(await store.getStream(key), h.stream, createWriteStream(tmp, { flags: 'wx' }));
       const got = h.result();
-      if (got.bytes !== f.bytes) corrupt(store.uri(key), `${f.path}: read ${got.bytes} bytes, manifest says ${f.bytes}`);
+      if (got.bytes !== f.bytes)
+        corrupt(store.uri(key), `${f.path}: read ${got.bytes} bytes, manifest says ${f.bytes}`);
       if (got.sha256 !== f.sha256) {
         corrupt(store.uri(key), `${f.path}: sha256 ${got.sha256}, manifest says ${f.sha256}`);
       }

@@ -18,9 +18,8 @@
  *   describe() and every error message name the endpoint, region and bucket only.
  */
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
-import { createReadStream } from 'node:fs';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -29,8 +28,8 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
-  paginateListObjectsV2,
   PutObjectCommand,
+  paginateListObjectsV2,
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
@@ -99,7 +98,8 @@ function parseBool(name: string, value: string): boolean {
 
 function positiveInt(name: string, value: number | string): number {
   const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new ConfigError(name, `expected a positive integer, got ${value}`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new ConfigError(name, `expected a positive integer, got ${value}`);
   return n;
 }
 
@@ -118,11 +118,15 @@ export function resolveS3Settings(opts: S3StoreOptions = {}): S3Settings {
       throw new ConfigError('AWS_ENDPOINT_URL', `not an http(s) URL: ${JSON.stringify(endpoint)}`);
     }
     if (url.username || url.password) {
-      throw new ConfigError('AWS_ENDPOINT_URL', 'must not embed credentials (use AWS_ACCESS_KEY_ID / AWS_PROFILE)');
+      throw new ConfigError(
+        'AWS_ENDPOINT_URL',
+        'must not embed credentials (use AWS_ACCESS_KEY_ID / AWS_PROFILE)',
+      );
     }
   }
   const region =
-    opts.region ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint !== undefined ? 'us-east-1' : undefined));
+    opts.region ??
+    (env.AWS_REGION || env.AWS_DEFAULT_REGION || (endpoint !== undefined ? 'us-east-1' : undefined));
   const forcePathStyle =
     opts.forcePathStyle ??
     (env.S3_FORCE_PATH_STYLE !== undefined
@@ -202,7 +206,10 @@ export class S3Store implements ArtifactStore {
     this.ownsClient = opts.client === undefined;
     this.partSize = opts.partSizeBytes ?? DEFAULT_PART_SIZE;
     if (!Number.isSafeInteger(this.partSize) || this.partSize < MIN_PART_SIZE) {
-      throw new ConfigError('partSizeBytes', `must be an integer >= ${MIN_PART_SIZE} (5 MiB), got ${this.partSize}`);
+      throw new ConfigError(
+        'partSizeBytes',
+        `must be an integer >= ${MIN_PART_SIZE} (5 MiB), got ${this.partSize}`,
+      );
     }
     this.queueSize = positiveInt('queueSize', opts.queueSize ?? DEFAULT_QUEUE_SIZE);
     this.rootUri = `s3://${bucket}/${this.prefix}`;
@@ -231,7 +238,9 @@ export class S3Store implements ArtifactStore {
       const data = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
       if (data.length <= this.partSize) {
         await this.send(key, () =>
-          this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: data.length })),
+          this.client.send(
+            new PutObjectCommand({ Bucket: this.bucket, Key, Body: data, ContentLength: data.length }),
+          ),
         );
         return { key, bytes: data.length };
       }
@@ -281,7 +290,9 @@ export class S3Store implements ArtifactStore {
 
   async get(key: string): Promise<Buffer> {
     const Key = this.objectKey(key);
-    const res = await this.send(key, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key })));
+    const res = await this.send(key, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key })),
+    );
     if (!res.Body) throw new Error(`GetObject ${this.uri(key)} returned no body`);
     const bytes = await res.Body.transformToByteArray();
     const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -310,7 +321,9 @@ export class S3Store implements ArtifactStore {
   async getToFile(key: string, localPath: string): Promise<ObjectInfo> {
     const Key = this.objectKey(key);
     const dest = path.resolve(localPath);
-    const res = await this.send(key, () => this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key })));
+    const res = await this.send(key, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key })),
+    );
     if (!res.Body) throw new Error(`GetObject ${this.uri(key)} returned no body`);
     const body = res.Body as Readable;
     await mkdir(path.dirname(dest), { recursive: true });
@@ -422,7 +435,9 @@ export class S3Store implements ArtifactStore {
 
   private checkLength(key: string, expected: number | undefined, got: number): void {
     if (expected !== undefined && expected !== got) {
-      throw new Error(`GetObject ${this.uri(key)}: body has ${got} bytes, Content-Length said ${expected} (truncated?)`);
+      throw new Error(
+        `GetObject ${this.uri(key)}: body has ${got} bytes, Content-Length said ${expected} (truncated?)`,
+      );
     }
   }
 
@@ -439,7 +454,8 @@ export class S3Store implements ArtifactStore {
     const e = err as SdkError;
     const status = e?.$metadata?.httpStatusCode;
     const name = e?.name ?? '';
-    if (name === 'NoSuchKey' || (name === 'NotFound' && status === 404)) return new ArtifactMissingError(this.uri(key));
+    if (name === 'NoSuchKey' || (name === 'NotFound' && status === 404))
+      return new ArtifactMissingError(this.uri(key));
     if (name === 'NoSuchBucket') {
       return new ConfigError('artifacts', `bucket '${this.bucket}' does not exist at ${this.describe()}`);
     }

@@ -131,6 +131,8 @@ export function openStore(uriOrPath: string, opts: OpenStoreOptions = {}): Artif
 export function checkRange(range: ByteRange): void {
   const { start, end } = range;
   if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
-    throw new RangeError(`invalid byte range {start: ${start}, end: ${end}} (need integers, 0 <= start <= end)`);
+    throw new RangeError(
+      `invalid byte range {start: ${start}, end: ${end}} (need integers, 0 <= start <= end)`,
+    );
   }
 }

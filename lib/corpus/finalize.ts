@@ -1,14 +1,125 @@
+/**
+ * finalizeCorpus: cross-shard checks and the corpus manifest. Memory: 8 bytes per document (the sorted
+ * doc-id hashes); ids are only re-read when two hashes are equal, to confirm a duplicate exactly.
+ */
+import { createReadStream } from 'node:fs';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { BadInputError } from '../errors';
+import { docIdHash, hashDocIdSet, readHashes, repeatedHashes, writeHashes } from './docids';
+import { readLines } from './lines';
+import { mergeStats } from './stats';
 import type { CorpusManifest, DocIdSet, ShardResult } from './types';
 
-/** Check doc ids are unique across all shards, merge stats, write corpus.json and doc_ids.hashes to outDir. */
+export const DOC_ID_HASHES = 'doc_ids.hashes';
+export const MANIFEST = 'corpus.json';
+
+/**
+ * Check doc ids are unique across all shards (BadInputError at the later occurrence's file:line), merge
+ * the stats, and write corpus.json and doc_ids.hashes (for loadDocIdSet) into outDir.
+ */
 export async function finalizeCorpus(
-  _shards: readonly ShardResult[],
-  _outDir: string,
+  shards: readonly ShardResult[],
+  outDir: string,
 ): Promise<CorpusManifest> {
-  throw new Error('not implemented yet');
+  const ordered = [...shards].sort((a, b) => a.shard.index - b.shard.index);
+  ordered.forEach((r, i) => {
+    if (r.shard.index !== i)
+      throw new RangeError(`finalizeCorpus needs every shard of the plan; shard ${i} is missing`);
+  });
+  const firstLines = shardFirstLines(ordered);
+  const hashes = await allHashes(ordered);
+  const repeated = repeatedHashes(hashes);
+  if (repeated.size > 0) await failOnDuplicateIds(ordered, firstLines, repeated);
+  await mkdir(outDir, { recursive: true });
+  await writeHashes(join(outDir, DOC_ID_HASHES), hashes);
+  const manifest = buildManifest(ordered, firstLines, outDir);
+  await writeFile(join(outDir, MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
+  return manifest;
 }
 
-/** The doc ids of a finalized corpus (from its doc_ids.hashes file) as a DocIdSet. */
-export async function loadDocIdSet(_hashFile: string): Promise<DocIdSet> {
-  throw new Error('not implemented yet');
+/** The doc ids of a finalized corpus, from its doc_ids.hashes (path of the file or of finalize's outDir). */
+export async function loadDocIdSet(path: string): Promise<DocIdSet> {
+  const file = (await stat(path)).isDirectory() ? join(path, DOC_ID_HASHES) : path;
+  return hashDocIdSet(await readHashes(file));
+}
+
+/** Absolute line of each shard's first line: shards of one file are contiguous, in plan order. */
+function shardFirstLines(ordered: readonly ShardResult[]): number[] {
+  const next = new Map<string, number>();
+  return ordered.map(({ shard, line_count }) => {
+    const first = shard.first_line ?? next.get(shard.file) ?? 1;
+    next.set(shard.file, first + line_count);
+    return first;
+  });
+}
+
+async function allHashes(ordered: readonly ShardResult[]): Promise<BigUint64Array> {
+  const total = ordered.reduce((n, r) => n + r.stats.docs, 0);
+  const all = new BigUint64Array(total);
+  let at = 0;
+  for (const r of ordered) {
+    const h = await readHashes(join(r.out_dir, r.files.doc_id_hashes));
+    all.set(h, at);
+    at += h.length;
+  }
+  return all.sort();
+}
+
+/** Re-read the ids whose hashes repeat: equal ids are bad input, equal hashes of different ids are fine. */
+async function failOnDuplicateIds(
+  ordered: readonly ShardResult[],
+  firstLines: readonly number[],
+  repeated: ReadonlySet<bigint>,
+): Promise<void> {
+  const seen = new Map<string, string>();
+  for (const [i, r] of ordered.entries()) {
+    const stream = createReadStream(join(r.out_dir, r.files.doc_ids));
+    for await (const lines of readLines(stream, 1 << 30)) {
+      for (const { text } of lines) {
+        const tab = text.lastIndexOf('\t');
+        const id = text.slice(0, tab);
+        if (!repeated.has(docIdHash(id))) continue;
+        const rel = Number(text.slice(tab + 1));
+        const line = rel > 0 ? (firstLines[i] as number) + rel - 1 : undefined;
+        const where = line === undefined ? r.shard.file : `${r.shard.file}:${line}`;
+        const first = seen.get(id);
+        if (first)
+          throw new BadInputError(
+            r.shard.file,
+            line,
+            `duplicate doc id ${JSON.stringify(id)} (first at ${first})`,
+          );
+        seen.set(id, where);
+      }
+    }
+  }
+}
+
+function buildManifest(
+  ordered: readonly ShardResult[],
+  firstLines: readonly number[],
+  outDir: string,
+): CorpusManifest {
+  let passageOffset = 0;
+  const shards = ordered.map((r, i) => {
+    const entry = {
+      index: r.shard.index,
+      file: r.shard.file,
+      dir: relative(outDir, r.out_dir).split(sep).join('/'),
+      first_line: firstLines[i] as number,
+      passage_offset: passageOffset,
+      passages: r.stats.passages,
+      docs: r.stats.docs,
+      files: r.files,
+    };
+    passageOffset += r.stats.passages;
+    return entry;
+  });
+  return {
+    format_version: 1,
+    shards,
+    stats: mergeStats(ordered.map((r) => r.stats)),
+    doc_id_hashes: DOC_ID_HASHES,
+  };
 }

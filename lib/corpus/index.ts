@@ -37,6 +37,7 @@ export type {
   CorpusPrepConfig,
   CorpusStats,
   DocIdSet,
+  EmptyTextPolicy,
   InputFile,
   PairStrategy,
   QueriesResult,

@@ -3,6 +3,7 @@
  * before it is buffered whole, and every line is decoded as strict UTF-8.
  */
 import type { Readable } from 'node:stream';
+import { BadInputError } from '../errors';
 
 /** Bad input at a line number relative to the start of the stream; the shard maps it to the file's line. */
 export class RelativeLineError extends Error {
@@ -13,6 +14,11 @@ export class RelativeLineError extends Error {
     super(`line +${relLine}: ${reason}`);
     this.name = 'RelativeLineError';
   }
+}
+
+/** For a stream read from the start of `file`: its RelativeLineErrors as BadInputErrors, others unchanged. */
+export function asBadInput(file: string, err: unknown): unknown {
+  return err instanceof RelativeLineError ? new BadInputError(file, err.relLine, err.reason) : err;
 }
 
 export interface Line {

@@ -1,4 +1,24 @@
-import type { CorpusManifest, CorpusPrepConfig, QueriesResult, ShardProgress } from './types';
+/** prepareCorpusLocal: the whole preparation in one process, for the benchmark, tests and users. */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type CorpusTokenizer, loadTokenizer, trainWordPieceTokenizer } from '../tokenizer';
+import { resolveCorpusPrepConfig } from './config';
+import { finalizeCorpus, loadDocIdSet } from './finalize';
+import { fileByName, listLocalInputs } from './input';
+import { detectLayoutFromListing } from './layout';
+import { planShardRanges } from './plan';
+import { prepareQueriesFiles } from './queries';
+import { runShard } from './shard';
+import { readCorpusTexts } from './texts';
+import type {
+  CorpusLayout,
+  CorpusManifest,
+  CorpusPrepConfig,
+  InputFile,
+  QueriesResult,
+  ShardProgress,
+  ShardResult,
+} from './types';
 
 export interface LocalPrepOptions {
   /** Model dir or tokenizer.json; absent = train a WordPiece tokenizer on the corpus into outDir/tokenizer. */
@@ -8,16 +28,55 @@ export interface LocalPrepOptions {
 
 export interface LocalPrepResult {
   manifest: CorpusManifest;
+  /** Absent for layouts without queries (jsonl). */
   queries: QueriesResult | undefined;
+  /** Path of the tokenizer.json used. */
   tokenizer: string;
 }
 
-/** Whole preparation in-process: plan → shards (outDir/shards/NNNNN) → finalize → queries. */
+/**
+ * Prepare `sourceDir` into `outDir`: config.json, tokenizer/ (when trained), shards/NNNNN/ (one per shard),
+ * corpus.json, doc_ids.hashes, queries.jsonl and qrels/. Shards run one after another (encoding already
+ * uses every core).
+ */
 export async function prepareCorpusLocal(
-  _sourceDir: string,
-  _outDir: string,
-  _config: Partial<CorpusPrepConfig>,
-  _opts: LocalPrepOptions = {},
+  sourceDir: string,
+  outDir: string,
+  config: Partial<CorpusPrepConfig>,
+  opts: LocalPrepOptions = {},
 ): Promise<LocalPrepResult> {
-  throw new Error('not implemented yet');
+  const cfg = resolveCorpusPrepConfig(config);
+  await mkdir(outDir, { recursive: true });
+  await writeFile(join(outDir, 'config.json'), `${JSON.stringify(cfg, null, 2)}\n`);
+  const inputs = await listLocalInputs(sourceDir);
+  const layout = detectLayoutFromListing(
+    inputs.map((f) => f.name),
+    cfg.format,
+  );
+  const tokenizer = opts.tokenizer
+    ? await loadTokenizer(opts.tokenizer)
+    : await trainWordPieceTokenizer(readCorpusTexts(layout, inputs, cfg), cfg, join(outDir, 'tokenizer'));
+  const results = await prepareAllShards(layout, inputs, tokenizer, cfg, outDir, opts.onProgress);
+  const manifest = await finalizeCorpus(results, outDir);
+  const hasQueries = layout.format === 'squad' || layout.queries.length > 0;
+  const queries = hasQueries
+    ? await prepareQueriesFiles(layout, inputs, await loadDocIdSet(outDir), cfg, outDir)
+    : undefined;
+  return { manifest, queries, tokenizer: tokenizer.file };
+}
+
+async function prepareAllShards(
+  layout: CorpusLayout,
+  inputs: readonly InputFile[],
+  tokenizer: CorpusTokenizer,
+  cfg: CorpusPrepConfig,
+  outDir: string,
+  onProgress?: (p: ShardProgress) => void,
+): Promise<ShardResult[]> {
+  const results: ShardResult[] = [];
+  for (const shard of await planShardRanges(layout, inputs, cfg)) {
+    const dir = join(outDir, 'shards', String(shard.index).padStart(5, '0'));
+    results.push(await runShard(shard, fileByName(inputs, shard.file), tokenizer, cfg, dir, onProgress));
+  }
+  return results;
 }

@@ -1,11 +1,160 @@
+/**
+ * prepareQueries: normalized queries (queries.jsonl) and qrels (qrels/<split>.tsv) of a corpus, checked
+ * against the known query and doc ids. Query ids are held in memory (queries are few next to documents).
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BadInputError } from '../errors';
+import { resolveCorpusPrepConfig } from './config';
+import { fileByName, openDecoded } from './input';
+import { asBadInput, readLines } from './lines';
+import { parseQrelLine, parseQueryLine, type QrelRecord } from './records';
+import { readSquadParagraphs } from './squad';
+import { normalizeText } from './text';
 import type { CorpusLayout, CorpusPrepConfig, DocIdSet, InputFile, QueriesResult } from './types';
+import { BufferedFile } from './writers';
+
+export const QUERIES_FILE = 'queries.jsonl';
+const QRELS_HEADER = 'query-id\tcorpus-id\tscore\n';
+
+interface QrelsOutput {
+  split: string;
+  file: BufferedFile;
+  pairs: Set<string>;
+}
+
+interface QueryContext {
+  cfg: CorpusPrepConfig;
+  known: DocIdSet;
+  outDir: string;
+  queries: BufferedFile;
+  queryIds: Set<string>;
+  qrels: Map<string, QrelsOutput>;
+  result: QueriesResult;
+}
 
 export async function prepareQueriesFiles(
-  _layout: CorpusLayout,
-  _inputs: readonly InputFile[],
-  _known: DocIdSet,
-  _config: Partial<CorpusPrepConfig>,
-  _outDir: string,
+  layout: CorpusLayout,
+  inputs: readonly InputFile[],
+  known: DocIdSet,
+  config: Partial<CorpusPrepConfig>,
+  outDir: string,
 ): Promise<QueriesResult> {
-  throw new Error('not implemented yet');
+  const cfg = resolveCorpusPrepConfig(config);
+  await mkdir(join(outDir, 'qrels'), { recursive: true });
+  const ctx: QueryContext = {
+    cfg,
+    known,
+    outDir,
+    queries: await BufferedFile.create(join(outDir, QUERIES_FILE)),
+    queryIds: new Set(),
+    qrels: new Map(),
+    result: {
+      queries: 0,
+      qrels: {},
+      dropped_qrels: 0,
+      unanswerable: 0,
+      files: { queries: QUERIES_FILE, qrels: {} },
+    },
+  };
+  try {
+    if (layout.format === 'squad') await readSquadQueries(ctx, layout, inputs);
+    else await readQueryAndQrelFiles(ctx, layout, inputs);
+  } finally {
+    await Promise.all([ctx.queries.close(), ...[...ctx.qrels.values()].map((q) => q.file.close())]);
+  }
+  return ctx.result;
+}
+
+async function readQueryAndQrelFiles(ctx: QueryContext, layout: CorpusLayout, inputs: readonly InputFile[]) {
+  for (const { file } of layout.queries) {
+    await forEachLine(fileByName(inputs, file), ctx.cfg, async (line) => {
+      const q = parseQueryLine(layout.format, line);
+      if (ctx.queryIds.has(q.id))
+        throw new BadInputError(file, line.no, `duplicate query id ${JSON.stringify(q.id)}`);
+      await addQuery(ctx, q.id, q.text);
+    });
+  }
+  for (const { file, split } of layout.qrels) {
+    await forEachLine(fileByName(inputs, file), ctx.cfg, async (line) => {
+      const qrel = parseQrelLine(layout.format, line);
+      if (qrel) await addQrel(ctx, split, qrel, (reason) => new BadInputError(file, line.no, reason));
+    });
+  }
+}
+
+async function readSquadQueries(ctx: QueryContext, layout: CorpusLayout, inputs: readonly InputFile[]) {
+  for (const file of layout.corpus) {
+    const split = file.replace(/\.json(\.gz)?$/, '').replace(/^.*\//, '');
+    for await (const p of readSquadParagraphs(fileByName(inputs, file))) {
+      for (const [i, q] of p.questions.entries()) {
+        const fail = (reason: string) => new BadInputError(file, undefined, `${p.path}.qas[${i}]: ${reason}`);
+        if (ctx.queryIds.has(q.id)) throw fail(`duplicate query id ${JSON.stringify(q.id)}`);
+        await addQuery(ctx, q.id, q.question);
+        if (q.impossible) ctx.result.unanswerable += 1;
+        await addQrel(ctx, split, { queryId: q.id, docId: p.docId, score: 1 }, fail);
+      }
+    }
+  }
+}
+
+async function addQuery(ctx: QueryContext, id: string, text: string): Promise<void> {
+  ctx.queryIds.add(id);
+  await ctx.queries.write(Buffer.from(`${JSON.stringify({ id, text: normalizeText(text, ctx.cfg) })}\n`));
+  ctx.result.queries += 1;
+}
+
+async function addQrel(
+  ctx: QueryContext,
+  split: string,
+  q: QrelRecord,
+  fail: (reason: string) => BadInputError,
+): Promise<void> {
+  const unknown = !ctx.queryIds.has(q.queryId)
+    ? `qrel names unknown query id ${JSON.stringify(q.queryId)}`
+    : !ctx.known.has(q.docId)
+      ? `qrel names unknown doc id ${JSON.stringify(q.docId)}`
+      : undefined;
+  if (unknown && !ctx.cfg.drop_unknown_qrels)
+    throw fail(`${unknown} (set drop_unknown_qrels to drop such lines)`);
+  if (unknown) {
+    ctx.result.dropped_qrels += 1;
+    return;
+  }
+  const out = await qrelsOutput(ctx, split);
+  const key = `${q.queryId}\t${q.docId}`;
+  if (out.pairs.has(key))
+    throw fail(`duplicate qrel for query ${JSON.stringify(q.queryId)} and doc ${JSON.stringify(q.docId)}`);
+  out.pairs.add(key);
+  await out.file.write(Buffer.from(`${key}\t${q.score}\n`));
+  ctx.result.qrels[out.split] = (ctx.result.qrels[out.split] ?? 0) + 1;
+}
+
+/** The qrels file of a split (created with its header on first use); split names are made file-safe. */
+async function qrelsOutput(ctx: QueryContext, split: string): Promise<QrelsOutput> {
+  const safe = split.replace(/[^\w.-]+/g, '_');
+  let out = ctx.qrels.get(safe);
+  if (!out) {
+    const name = `qrels/${safe}.tsv`;
+    out = { split: safe, file: await BufferedFile.create(join(ctx.outDir, name)), pairs: new Set() };
+    await out.file.write(Buffer.from(QRELS_HEADER));
+    ctx.qrels.set(safe, out);
+    ctx.result.files.qrels[safe] = name;
+  }
+  return out;
+}
+
+/** Non-blank lines of a whole file; parse errors become BadInputErrors at the file's line. */
+async function forEachLine(
+  input: InputFile,
+  cfg: CorpusPrepConfig,
+  fn: (line: { no: number; text: string }) => Promise<void>,
+): Promise<void> {
+  try {
+    for await (const lines of readLines(await openDecoded(input), cfg.max_line_bytes)) {
+      for (const line of lines) if (line.text.trim().length > 0) await fn(line);
+    }
+  } catch (err) {
+    throw asBadInput(input.name, err);
+  }
 }

@@ -26,22 +26,27 @@ export function parseDocLine(format: CorpusFormat, line: Line): DocRecord {
   if (format === 'msmarco') {
     const cols = tsvColumns(line, [2, 3], 'id<TAB>text or id<TAB>title<TAB>text');
     const [id, title, text] = cols.length === 2 ? [cols[0], '', cols[1]] : cols;
-    return { id: checkId(line.no, id as string, 'id'), title: title as string, text: checkText(line.no, text), line: line.no };
+    return {
+      id: checkId(line.no, id as string, 'id'),
+      title: title as string,
+      text: text as string,
+      line: line.no,
+    };
   }
   const obj = jsonObject(line);
   const title = obj.title ?? '';
   if (typeof title !== 'string') throw new RelativeLineError(line.no, 'field "title" must be a string');
-  return { id: idField(line.no, obj), title, text: checkText(line.no, obj.text), line: line.no };
+  return { id: idField(line.no, obj), title, text: textField(line.no, obj.text), line: line.no };
 }
 
 /** A query from a queries line (beir: `{_id, text}`; msmarco: `qid\ttext`). */
 export function parseQueryLine(format: CorpusFormat, line: Line): QueryRecord {
   if (format === 'msmarco') {
     const [id, text] = tsvColumns(line, [2], 'qid<TAB>text');
-    return { id: checkId(line.no, id as string, 'qid'), text: checkText(line.no, text) };
+    return { id: checkId(line.no, id as string, 'qid'), text: nonEmpty(line.no, text as string) };
   }
   const obj = jsonObject(line);
-  return { id: idField(line.no, obj), text: checkText(line.no, obj.text) };
+  return { id: idField(line.no, obj), text: nonEmpty(line.no, textField(line.no, obj.text)) };
 }
 
 /**
@@ -52,8 +57,12 @@ export function parseQrelLine(format: CorpusFormat, line: Line): QrelRecord | un
   const cols = format === 'msmarco' ? line.text.trim().split(/\s+/) : line.text.split('\t');
   if (format === 'beir' && line.no === 1 && cols[0] === 'query-id') return undefined;
   if (format === 'msmarco' ? cols.length !== 3 && cols.length !== 4 : cols.length !== 3) {
-    const shape = format === 'msmarco' ? 'qid 0 pid grade (or qid pid grade)' : 'query-id<TAB>corpus-id<TAB>score';
-    throw new RelativeLineError(line.no, `malformed qrels line: expected ${shape}, got ${cols.length} columns`);
+    const shape =
+      format === 'msmarco' ? 'qid 0 pid grade (or qid pid grade)' : 'query-id<TAB>corpus-id<TAB>score';
+    throw new RelativeLineError(
+      line.no,
+      `malformed qrels line: expected ${shape}, got ${cols.length} columns`,
+    );
   }
   const [queryId, docId, score] = cols.length === 4 ? [cols[0], cols[2], cols[3]] : cols;
   if (!/^-?\d+$/.test(score as string)) {
@@ -99,13 +108,19 @@ function idField(no: number, obj: Record<string, unknown>): string {
 /** Ids end up in TSV files and passage ids: non-empty, no tab or line break. */
 export function checkId(no: number, id: string, what: string): string {
   if (id.length === 0) throw new RelativeLineError(no, `empty ${what}`);
-  if (/[\t\n\r]/.test(id)) throw new RelativeLineError(no, `${what} ${JSON.stringify(id)} contains a tab or line break`);
+  if (/[\t\n\r]/.test(id))
+    throw new RelativeLineError(no, `${what} ${JSON.stringify(id)} contains a tab or line break`);
   return id;
 }
 
-function checkText(no: number, text: unknown): string {
+/** Documents may have an empty text (the shard decides, see empty_text); queries may not. */
+function textField(no: number, text: unknown): string {
   if (text === undefined || text === null) throw new RelativeLineError(no, 'missing field "text"');
   if (typeof text !== 'string') throw new RelativeLineError(no, 'field "text" must be a string');
+  return text;
+}
+
+function nonEmpty(no: number, text: string): string {
   if (text.trim().length === 0) throw new RelativeLineError(no, 'empty text');
   return text;
 }

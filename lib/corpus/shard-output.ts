@@ -1,7 +1,7 @@
 /** All files one shard writes, behind one object; removed again when the shard fails. */
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { docIdHash, HashList, writeHashes } from './docids';
+import { HashList, writeHashes } from './docids';
 import { countPassageLength, emptyStats } from './stats';
 import type { CorpusStats, ShardFiles } from './types';
 import { BufferedFile, GzipLineWriter, PairsWriter, TokenFileWriter } from './writers';
@@ -27,7 +27,6 @@ export interface PassageOut {
 export class ShardOutput {
   readonly stats: CorpusStats = emptyStats();
   private readonly hashes = new HashList();
-  private readonly encoder = new TextEncoder();
 
   private constructor(
     private readonly outDir: string,
@@ -55,8 +54,8 @@ export class ShardOutput {
 
   async addDoc(id: string, line: number): Promise<void> {
     this.stats.docs += 1;
-    this.hashes.add(docIdHash(id));
-    await this.docIds.write(this.encoder.encode(`${id}\t${line}\n`));
+    this.hashes.add(id);
+    await this.docIds.write(Buffer.from(`${id}\t${line}\n`));
   }
 
   async addPassage(p: PassageOut): Promise<void> {

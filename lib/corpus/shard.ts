@@ -34,7 +34,10 @@ export async function runShard(
   const cfg = resolveCorpusPrepConfig(config);
   const budget = cfg.max_passage_tokens - tokenizer.specialTokens;
   if (budget < 1) {
-    throw new ConfigError('max_passage_tokens', `must exceed the tokenizer's ${tokenizer.specialTokens} special tokens`);
+    throw new ConfigError(
+      'max_passage_tokens',
+      `must exceed the tokenizer's ${tokenizer.specialTokens} special tokens`,
+    );
   }
   await mkdir(outDir, { recursive: true });
   const out = await ShardOutput.open(outDir, tokenizer.vocabSize);
@@ -51,7 +54,13 @@ export async function runShard(
     throw err;
   }
   out.stats.blank_lines = counters.blankLines;
-  const result: ShardResult = { shard, out_dir: outDir, files: { ...SHARD_FILES }, line_count: counters.lines, stats: out.stats };
+  const result: ShardResult = {
+    shard,
+    out_dir: outDir,
+    files: { ...SHARD_FILES },
+    line_count: counters.lines,
+    stats: out.stats,
+  };
   await writeFile(join(outDir, SHARD_FILES.stats), `${JSON.stringify(result, null, 1)}\n`);
   return result;
 }
@@ -79,7 +88,11 @@ async function processDocuments(
   report(true);
 }
 
-function progressReporter(ctx: ShardContext, counters: SourceCounters, onProgress?: (p: ShardProgress) => void) {
+function progressReporter(
+  ctx: ShardContext,
+  counters: SourceCounters,
+  onProgress?: (p: ShardProgress) => void,
+) {
   let last = Date.now();
   return (final: boolean) => {
     if (!onProgress || (!final && Date.now() - last < PROGRESS_EVERY_MS)) return;
@@ -100,9 +113,13 @@ async function writeBatch(ctx: ShardContext, docs: SourceDoc[], encodings: HfEnc
   }
 }
 
+/** Passages of one document; none for an empty text when empty_text is 'skip'. */
 function splitDoc(ctx: ShardContext, doc: SourceDoc, enc: HfEncoding): PassageSlice[] {
   const { slices, truncations } = splitDocument(doc.text, enc, ctx.budget);
-  if (slices.length === 0) throw docError(ctx.file, doc, 'text has no tokens');
+  if (slices.length === 0 && ctx.cfg.empty_text === 'error') {
+    const reason = doc.text.trim().length === 0 ? 'empty text' : 'text has no tokens';
+    throw docError(ctx.file, doc, `${reason} (set empty_text: 'skip' to skip such documents)`);
+  }
   ctx.out.stats.truncations += truncations;
   return slices;
 }
@@ -117,8 +134,14 @@ function slicedIds(ctx: ShardContext, split: PassageSlice[][], encodings: HfEnco
 }
 
 /** Other tokenizers: encode each passage alone; one still over the limit is truncated and counted. */
-async function reencodedIds(ctx: ShardContext, docs: SourceDoc[], split: PassageSlice[][]): Promise<number[][]> {
-  const texts = split.flatMap((slices, i) => slices.map((s) => docs[i]?.text.slice(s.charStart, s.charEnd) ?? ''));
+async function reencodedIds(
+  ctx: ShardContext,
+  docs: SourceDoc[],
+  split: PassageSlice[][],
+): Promise<number[][]> {
+  const texts = split.flatMap((slices, i) =>
+    slices.map((s) => docs[i]?.text.slice(s.charStart, s.charEnd) ?? ''),
+  );
   const max = ctx.cfg.max_passage_tokens;
   return (await ctx.tok.hf.encodeBatch(texts)).map((enc) => {
     const ids = enc.getIds();
@@ -128,15 +151,28 @@ async function reencodedIds(ctx: ShardContext, docs: SourceDoc[], split: Passage
   });
 }
 
-async function writeDoc(ctx: ShardContext, doc: SourceDoc, slices: PassageSlice[], ids: number[][]): Promise<void> {
+async function writeDoc(
+  ctx: ShardContext,
+  doc: SourceDoc,
+  slices: PassageSlice[],
+  ids: number[][],
+): Promise<void> {
   const { out, cfg } = ctx;
   await out.addDoc(doc.id, doc.line);
   const base = out.nextPassageIndex;
   const n = slices.length;
   for (const [k, s] of slices.entries()) {
     const text = doc.text.slice(s.charStart, s.charEnd);
-    await out.addPassage({ id: `${doc.id}#${k}`, doc_id: doc.id, position: k, title: doc.title, text, ids: ids[k] as number[] });
+    await out.addPassage({
+      id: `${doc.id}#${k}`,
+      doc_id: doc.id,
+      position: k,
+      title: doc.title,
+      text,
+      ids: ids[k] as number[],
+    });
   }
+  if (n === 0) out.stats.empty_docs += 1;
   if (n === 1) out.stats.single_passage_docs += 1;
   for (let k = 0; k < n; k += 1) {
     const ctxPos = contextPosition(k, n, `${doc.id}#${k}`, cfg);

@@ -22,10 +22,12 @@ export interface SourceCounters {
 
 /** Bad input about one document, at its line (or JSON path). */
 export function docError(file: string, doc: SourceDoc, reason: string): Error {
-  return doc.path ? new BadInputError(file, undefined, `${doc.path}: ${reason}`) : new RelativeLineError(doc.line, reason);
+  return doc.path
+    ? new BadInputError(file, undefined, `${doc.path}: ${reason}`)
+    : new RelativeLineError(doc.line, reason);
 }
 
-/** Documents of the shard in batches of `cfg.encode_batch_docs`, texts normalized. */
+/** Documents of the shard in batches of `cfg.encode_batch_docs`, texts normalized (possibly empty). */
 export async function* shardDocuments(
   shard: ShardSpec,
   input: InputFile,
@@ -35,9 +37,7 @@ export async function* shardDocuments(
   const docs = shard.format === 'squad' ? squadDocs(input) : lineDocs(shard, input, cfg, counters);
   let batch: SourceDoc[] = [];
   for await (const doc of docs) {
-    const text = normalizeText(doc.text, cfg);
-    if (text.trim().length === 0) throw docError(input.name, doc, 'empty text after normalization');
-    batch.push({ ...doc, text, title: normalizeText(doc.title, cfg) });
+    batch.push({ ...doc, text: normalizeText(doc.text, cfg), title: normalizeText(doc.title, cfg) });
     if (batch.length >= cfg.encode_batch_docs) {
       yield batch;
       batch = [];

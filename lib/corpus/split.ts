@@ -51,14 +51,25 @@ export function splitDocument(text: string, enc: HfEncoding, budget: number): Do
       while (next < n && cls[next] === NONE) next += 1;
       truncations += 1;
     }
-    slices.push({ charStart: starts[start] as number, charEnd: ends[end - 1] as number, tokenStart: start, tokenEnd: end });
+    slices.push({
+      charStart: starts[start] as number,
+      charEnd: ends[end - 1] as number,
+      tokenStart: start,
+      tokenEnd: end,
+    });
     start = next;
   }
   return { slices, truncations };
 }
 
 /** Where to end a passage starting at `start` that cannot reach past `limit`; `start` = no boundary. */
-function pickCut(cls: Uint8Array, nextSentence: Int32Array, start: number, limit: number, budget: number): number {
+function pickCut(
+  cls: Uint8Array,
+  nextSentence: Int32Array,
+  start: number,
+  limit: number,
+  budget: number,
+): number {
   const sentence = lastBoundary(cls, start, limit, SENTENCE);
   // Cut at the last sentence end unless the sentence after it is too long for any passage anyway:
   // then fill this passage and cut that sentence at a space.

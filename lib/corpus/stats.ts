@@ -11,6 +11,7 @@ export function emptyStats(): CorpusStats {
     single_passage_docs: 0,
     pairs: 0,
     truncations: 0,
+    empty_docs: 0,
     blank_lines: 0,
     length_histogram: { bucket_width: HISTOGRAM_BUCKET_WIDTH, counts: [] },
   };
@@ -33,6 +34,7 @@ export function mergeStats(all: readonly CorpusStats[]): CorpusStats {
     total.single_passage_docs += s.single_passage_docs;
     total.pairs += s.pairs;
     total.truncations += s.truncations;
+    total.empty_docs += s.empty_docs;
     total.blank_lines += s.blank_lines;
     s.length_histogram.counts.forEach((n, i) => {
       const counts = total.length_histogram.counts;

@@ -6,7 +6,10 @@ import type { CorpusPrepConfig } from './types';
 const NIQQUD = /[\u0591-\u05BD\u05BF\u05C1\u05C2\u05C4\u05C5\u05C7]/g;
 
 /** Unicode normalization (NFC by default), then optional niqqud stripping. */
-export function normalizeText(text: string, cfg: Pick<CorpusPrepConfig, 'normalization' | 'strip_niqqud'>): string {
+export function normalizeText(
+  text: string,
+  cfg: Pick<CorpusPrepConfig, 'normalization' | 'strip_niqqud'>,
+): string {
   const normalized = cfg.normalization === 'none' ? text : text.normalize(cfg.normalization);
   return cfg.strip_niqqud ? normalized.replace(NIQQUD, '') : normalized;
 }
@@ -19,6 +22,7 @@ const SENTENCE_END = /[.!?…\u05C3\u061F\u06D4\u3002\uFF01\uFF1F]+["'”’»)\
 export function sentenceEnds(text: string): number[] {
   const ends: number[] = [];
   SENTENCE_END.lastIndex = 0;
-  for (let m = SENTENCE_END.exec(text); m !== null; m = SENTENCE_END.exec(text)) ends.push(m.index + m[0].length);
+  for (let m = SENTENCE_END.exec(text); m !== null; m = SENTENCE_END.exec(text))
+    ends.push(m.index + m[0].length);
   return ends;
 }

@@ -1,10 +1,14 @@
 /** Document texts of a whole corpus, e.g. to train a tokenizer on it. */
 import { resolveCorpusPrepConfig } from './config';
 import { fileByName } from './input';
+import { asBadInput } from './lines';
 import { shardDocuments } from './sources';
 import type { CorpusLayout, CorpusPrepConfig, InputFile } from './types';
 
-/** Normalized texts of every document of the layout's corpus files, in file order (validated as in shards). */
+/**
+ * Normalized texts of every document of the layout's corpus files, in file order; lines are validated as
+ * in shards, empty texts are left out (prepareShard decides about them).
+ */
 export async function* readCorpusTexts(
   layout: CorpusLayout,
   inputs: readonly InputFile[],
@@ -14,8 +18,12 @@ export async function* readCorpusTexts(
   for (const [index, name] of layout.corpus.entries()) {
     const shard = { index, format: layout.format, file: name };
     const counters = { bytes: 0, lines: 0, blankLines: 0 };
-    for await (const docs of shardDocuments(shard, fileByName(inputs, name), cfg, counters)) {
-      for (const doc of docs) yield doc.text;
+    try {
+      for await (const docs of shardDocuments(shard, fileByName(inputs, name), cfg, counters)) {
+        for (const doc of docs) if (doc.text.trim().length > 0) yield doc.text;
+      }
+    } catch (err) {
+      throw asBadInput(name, err); // whole file: relative lines are the file's lines
     }
   }
 }

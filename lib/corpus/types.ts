@@ -47,6 +47,7 @@ export interface ShardSpec {
 export type PairStrategy = 'adjacent' | 'random';
 export type SinglePassagePolicy = 'skip' | 'self';
 export type TextNormalization = 'NFC' | 'NFKC' | 'none';
+export type EmptyTextPolicy = 'error' | 'skip';
 
 /** Stage config of corpus preparation: snake_case keys, passed through unchanged. Defaults in config.ts. */
 export interface CorpusPrepConfig {
@@ -66,6 +67,11 @@ export interface CorpusPrepConfig {
   normalization: TextNormalization;
   /** Remove Hebrew niqqud and cantillation marks (U+0591–U+05C7 combining marks). Default false. */
   strip_niqqud: boolean;
+  /**
+   * Documents whose text is empty (after normalization, or without a single token): 'error' (bad input) or
+   * 'skip' (no passages; the id still counts as a corpus id; counted in empty_docs). Default 'error'.
+   */
+  empty_text: EmptyTextPolicy;
   /** A longer input line is bad input. Default 1 MiB. */
   max_line_bytes: number;
   /** Drop qrels naming unknown query/doc ids (and report the count) instead of failing. Default false. */
@@ -91,6 +97,8 @@ export interface CorpusStats {
   pairs: number;
   /** Words longer than a whole passage, cut at a word-piece boundary (their tail is dropped). */
   truncations: number;
+  /** Documents skipped for an empty text (empty_text: 'skip'). */
+  empty_docs: number;
   /** Blank lines skipped in line-based inputs. */
   blank_lines: number;
   /** Passage length histogram: counts[i] = passages with floor(n_tokens / bucket_width) == i. */
@@ -151,6 +159,8 @@ export interface CorpusManifest {
   shards: {
     index: number;
     file: string;
+    /** The shard's out_dir relative to finalize's outDir ('/' separators). */
+    dir: string;
     first_line: number;
     passage_offset: number;
     passages: number;

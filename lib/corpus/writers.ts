@@ -1,7 +1,8 @@
 /** Writers of a shard's output files; layouts are documented in docs/formats.md. */
+
+import { once } from 'node:events';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { type FileHandle, open, rm } from 'node:fs/promises';
-import { once } from 'node:events';
 import { createGzip, type Gzip } from 'node:zlib';
 
 /** Appends bytes through a 1 MiB buffer. */

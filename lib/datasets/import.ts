@@ -4,7 +4,7 @@
  */
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { beginArtifact, openStore } from '../artifacts';
+import { beginArtifact, computeCacheKey, openStore } from '../artifacts';
 import { detectLayout, listLocalInputs } from '../corpus';
 import { ConfigError } from '../errors';
 
@@ -27,13 +27,13 @@ export async function importDataset(dir: string, storeUri: string, name = basena
   const layout = detectLayout(files.map((f) => f.name));
   const store = openStore(storeUri);
   try {
-    const writer = beginArtifact(store, `datasets/${name}`, {
-      stage: 'dataset',
-      runId: name,
-      cacheKey: '',
-      inputs: [{ name: 'source', uri: resolve(dir) }],
-      config: { format: layout.format },
-    });
+    const config = { format: layout.format, files: files.map((f) => [f.name, f.size]) };
+    const writer = await beginArtifact(
+      store,
+      `datasets/${name}`,
+      { stage: 'dataset', runId: name, cacheKey: computeCacheKey({ stage: 'dataset', inputs: [], config }), config },
+      { overwrite: true },
+    );
     await writer.addLocalDir(dir);
     const committed = await writer.commit({ files: files.length, bytes: files.reduce((a, f) => a + f.size, 0) });
     return {

@@ -48,7 +48,7 @@ async function openArtifactSource(source: string): Promise<CorpusInputs> {
       size: f.bytes,
       open: (range) => store.getStream(f.path, range),
     }));
-    return { files, digest: manifest.sha256, store };
+    return { files, digest: manifest.manifestSha256, store };
   } catch (err) {
     await store.close();
     throw err;

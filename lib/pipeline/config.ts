@@ -3,7 +3,7 @@
  * its key (`prepare_corpus.max_passage_tokens: must be ...`), then defaults are filled in.
  */
 import { DEFAULT_CORPUS_PREP_CONFIG, validateCorpusPrepConfig } from '../corpus/config';
-import { CORPUS_FORMATS } from '../corpus/types';
+import { CORPUS_FORMATS, type CorpusPrepConfig } from '../corpus/types';
 import { ConfigError } from '../errors';
 import type { PipelineInput, PrepareCorpusConfig, ResolvedPipelineInput } from './types';
 
@@ -87,4 +87,10 @@ function definedOnly<T extends object>(obj: T): Partial<T> {
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The corpus-preparation domain config: the stage config without its fan-out setting. */
+export function corpusPrepConfig(config: PrepareCorpusConfig): CorpusPrepConfig {
+  const { max_parallel_shards: _fanOut, ...domain } = config;
+  return domain;
 }

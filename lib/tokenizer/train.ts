@@ -4,14 +4,15 @@
  * [MASK] first and cut to vocab_size by merge order (= training with that smaller size), and the model is
  * re-created with WordPiece.init.
  */
+
+import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
-import { once } from 'node:events';
 import { join } from 'node:path';
 import { ConfigError } from '../errors';
 import { type HfTokenizer, hf } from './hf';
-import { type CorpusTokenizer, loadTokenizer } from './load';
 import { SPECIAL_TOKENS, writeHfTokenizerDir } from './hf-dir';
+import { type CorpusTokenizer, loadTokenizer } from './load';
 
 /** Options of trainWordPieceTokenizer (same keys as CorpusPrepConfig). */
 export interface TrainTokenizerOptions {
@@ -33,7 +34,10 @@ export async function trainWordPieceTokenizer(
   outDir: string,
 ): Promise<CorpusTokenizer> {
   if (opts.vocab_size > TRAINER_CAP + SPECIAL_TOKENS.length || opts.vocab_size <= SPECIAL_TOKENS.length) {
-    throw new ConfigError('vocab_size', `must be in (${SPECIAL_TOKENS.length}, ${TRAINER_CAP + SPECIAL_TOKENS.length}]`);
+    throw new ConfigError(
+      'vocab_size',
+      `must be in (${SPECIAL_TOKENS.length}, ${TRAINER_CAP + SPECIAL_TOKENS.length}]`,
+    );
   }
   await mkdir(outDir, { recursive: true });
   const textFile = join(outDir, `.train-${process.pid}.txt`);
@@ -49,7 +53,10 @@ export async function trainWordPieceTokenizer(
 }
 
 /** One document per line: the trainer reads files line by line. */
-async function writeTrainingText(texts: Iterable<string> | AsyncIterable<string>, path: string): Promise<void> {
+async function writeTrainingText(
+  texts: Iterable<string> | AsyncIterable<string>,
+  path: string,
+): Promise<void> {
   const out = createWriteStream(path);
   for await (const text of texts) {
     if (!out.write(`${text.replace(/[\r\n]+/g, ' ')}\n`)) await once(out, 'drain');
@@ -77,11 +84,15 @@ function withSpecialTokens(learned: string[], vocabSize: number): string[] {
 /** BERT pipeline: BertNormalizer, BertPreTokenizer, WordPiece, [CLS] $A [SEP], WordPiece decoder. */
 function bertWordPiece(vocab: string[], lowercase: boolean): HfTokenizer {
   const ids = Object.fromEntries(vocab.map((t, i) => [t, i]));
-  const tok = new hf.Tokenizer(hf.WordPiece.init(ids, { unkToken: '[UNK]', continuingSubwordPrefix: '##', maxInputCharsPerWord: 100 }));
-    // strip_accents left unset (null): it follows lowercase, as transformers' BertTokenizer expects.
+  const tok = new hf.Tokenizer(
+    hf.WordPiece.init(ids, { unkToken: '[UNK]', continuingSubwordPrefix: '##', maxInputCharsPerWord: 100 }),
+  );
+  // strip_accents left unset (null): it follows lowercase, as transformers' BertTokenizer expects.
   tok.setNormalizer(hf.bertNormalizer({ cleanText: true, handleChineseChars: true, lowercase }));
   tok.setPreTokenizer(hf.bertPreTokenizer());
-  tok.setPostProcessor(hf.bertProcessing(['[SEP]', ids['[SEP]'] as number], ['[CLS]', ids['[CLS]'] as number]));
+  tok.setPostProcessor(
+    hf.bertProcessing(['[SEP]', ids['[SEP]'] as number], ['[CLS]', ids['[CLS]'] as number]),
+  );
   tok.setDecoder(hf.wordPieceDecoder('##', true));
   tok.addSpecialTokens([...SPECIAL_TOKENS]);
   return tok;

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Connection } from '@temporalio/client';
-import { type DevServer, startDevServer } from '../../infra/temporal';
+import { type DevServer, DevServerStartError, startDevServer } from '../../infra/temporal';
 import { SEARCH_ATTRIBUTES } from '../../lib/constants';
 
 const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
@@ -69,6 +69,14 @@ describe('embedded Temporal dev server', { timeout: 120_000 }, () => {
       await second.stop();
     }
     assert.equal(alive(second.pid), false);
+  });
+
+  test('a second server on the same SQLite file is refused', async () => {
+    await assert.rejects(
+      startDevServer({ freePorts: true, dbFilename }),
+      (err: unknown) =>
+        err instanceof DevServerStartError && /in use by the Temporal dev server pid/.test(err.message),
+    );
   });
 
   test('stop() ends the process and leaves nothing behind', async () => {

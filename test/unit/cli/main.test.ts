@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+
+const CLI = join(__dirname, '..', '..', '..', 'cli', 'main.js');
+
+function cotmae(...args: string[]) {
+  const r = spawnSync(process.execPath, [CLI, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, TEMPORAL_ADDRESS: '' },
+    timeout: 30_000,
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('cotmae CLI', () => {
+  it('prints the command list for --help and exits 0', () => {
+    const r = cotmae('--help');
+    assert.equal(r.code, 0);
+    for (const c of ['run', 'status', 'worker', 'data import', 'demo']) assert.match(r.out, new RegExp(c));
+  });
+
+  it('has --help on every command', () => {
+    for (const c of ['run', 'status', 'worker', 'data', 'demo']) {
+      const r = cotmae(c, '--help');
+      assert.equal(r.code, 0, `${c} --help: ${r.err}`);
+      assert.match(r.out, new RegExp(`^cotmae ${c}`));
+    }
+  });
+
+  it('exits 2 on an unknown command or flag', () => {
+    assert.equal(cotmae('frobnicate').code, 2);
+    const r = cotmae('run', '--no-such-flag');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /no-such-flag/);
+  });
+
+  it('exits 2 listing every problem of an invalid run input', () => {
+    const r = cotmae('run', '--format', 'csv');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /corpus\.source/);
+    assert.match(r.err, /corpus\.format/);
+  });
+
+  it('exits 2 when a worker kind is missing', () => {
+    assert.equal(cotmae('worker').code, 2);
+    assert.equal(cotmae('worker', 'tpu').code, 2);
+    assert.equal(cotmae('status').code, 2);
+    assert.equal(cotmae('data', 'export', 'x').code, 2);
+  });
+
+  it('exits 2 with the file named when data import gets a missing directory', () => {
+    const r = cotmae('data', 'import', '/no/such/dir');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /\/no\/such\/dir/);
+  });
+});

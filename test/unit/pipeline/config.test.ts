@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DEFAULT_PREPARE_CORPUS_CONFIG, resolvePipelineInput, validatePipelineInput } from '../../../lib/pipeline/config';
+import { ConfigError } from '../../../lib/errors';
+
+describe('validatePipelineInput', () => {
+  it('accepts the minimal input', () => {
+    assert.deepEqual(validatePipelineInput({ corpus: { source: '/data/cranfield' } }), []);
+  });
+
+  it('reports every problem at once, each naming its key', () => {
+    const problems = validatePipelineInput({
+      corpus: { format: 'csv', extra: 1 },
+      run_id: '../evil',
+      prepare_corpus: { max_passage_tokens: 0, max_parallel_shards: 0, nope: true },
+      surprise: 1,
+    });
+    const keys = problems.map((p) => p.split(':')[0]);
+    for (const key of [
+      'surprise',
+      'run_id',
+      'corpus.extra',
+      'corpus.source',
+      'corpus.format',
+      'prepare_corpus.max_parallel_shards',
+      'prepare_corpus.max_passage_tokens',
+      'prepare_corpus.nope',
+    ])
+      assert.ok(keys.includes(key), `${key} not reported in ${JSON.stringify(problems)}`);
+  });
+
+  it('rejects a non-object input', () => {
+    assert.deepEqual(validatePipelineInput([]), ['(input): must be a JSON object']);
+  });
+});
+
+describe('resolvePipelineInput', () => {
+  it('fills every default and derives run id and corpus name', () => {
+    const resolved = resolvePipelineInput({ corpus: { source: '/data/heq/' } }, 'pipeline/abc');
+    assert.equal(resolved.run_id, 'pipeline-abc');
+    assert.equal(resolved.corpus.name, 'heq');
+    assert.equal(resolved.corpus.format, 'auto');
+    assert.deepEqual(resolved.prepare_corpus, { ...DEFAULT_PREPARE_CORPUS_CONFIG });
+  });
+
+  it('passes an explicit format through to the corpus config', () => {
+    const resolved = resolvePipelineInput({ corpus: { source: 's3://b/datasets/x', format: 'squad' } }, 'w');
+    assert.equal(resolved.prepare_corpus.format, 'squad');
+  });
+
+  it('throws a ConfigError listing all problems', () => {
+    assert.throws(
+      () => resolvePipelineInput({ corpus: {}, prepare_corpus: { seed: -1 } }, 'w'),
+      (err: unknown) =>
+        err instanceof ConfigError && /corpus\.source/.test(err.message) && /prepare_corpus\.seed/.test(err.message),
+    );
+  });
+});
