@@ -11,7 +11,10 @@ export interface ValidatePipelineInputInput {
 export function createPipelineActivities() {
   return {
     /** Validates the user's JSON once, reporting every problem; bad input is not retried. */
-    async validatePipelineInput({ input, workflowId }: ValidatePipelineInputInput): Promise<ResolvedPipelineInput> {
+    async validatePipelineInput({
+      input,
+      workflowId,
+    }: ValidatePipelineInputInput): Promise<ResolvedPipelineInput> {
       return atEdge(async () => resolvePipelineInput(input, workflowId));
     },
   };

@@ -23,13 +23,14 @@ import {
   sha256Hex,
   stagePrefix,
 } from '../lib/artifacts';
+import { STAGES } from '../lib/constants';
 import {
   type CorpusLayout,
   detectLayout,
-  type InputFile,
-  loadTokenizer,
   finalizeCorpus,
+  type InputFile,
   loadDocIdSet,
+  loadTokenizer,
   planShards,
   prepareQueries,
   prepareShard,
@@ -37,9 +38,8 @@ import {
   type ShardResult,
   trainWordPieceTokenizer,
 } from '../lib/corpus';
-import { STAGES } from '../lib/constants';
-import { ConfigError } from '../lib/errors';
 import { openCorpusSource } from '../lib/datasets/source';
+import { ConfigError } from '../lib/errors';
 import { corpusPrepConfig } from '../lib/pipeline/config';
 import type {
   CorpusPlan,
@@ -120,24 +120,41 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
         const source = await openCorpusSource(plan.corpus.source);
         const prefix = shardPrefix(plan, shard.index);
         try {
-          if (await isCommitted(store, prefix)) return summarize(await readShardResult(store, prefix), prefix, true, (await readManifest(store, prefix)).manifestSha256);
+          if (await isCommitted(store, prefix))
+            return summarize(
+              await readShardResult(store, prefix),
+              prefix,
+              true,
+              (await readManifest(store, prefix)).manifestSha256,
+            );
           const tokenizer = await loadTokenizer(await localTokenizer(store, plan));
           const input = source.files.find((f) => f.name === shard.file);
-          if (!input) throw new Error(`shard ${shard.index}: ${shard.file} is no longer in ${plan.corpus.source}`);
+          if (!input)
+            throw new Error(`shard ${shard.index}: ${shard.file} is no longer in ${plan.corpus.source}`);
           return await withTempDir(deps.workDir, 'shard-', async (dir) => {
             const stop = heartbeatEvery(Context.current(), 10_000);
             try {
-              const result = await prepareShard(shard, input, tokenizer, corpusPrepConfig(plan.config), dir, (p) =>
-                Context.current().heartbeat(p),
+              const result = await prepareShard(
+                shard,
+                input,
+                tokenizer,
+                corpusPrepConfig(plan.config),
+                dir,
+                (p) => Context.current().heartbeat(p),
               );
               await writeFile(join(dir, SHARD_RESULT), JSON.stringify({ ...result, out_dir: '' }));
-              const writer = await beginArtifact(store, prefix, {
-                stage: `${STAGES.prepareCorpus}-shard`,
-                runId: plan.runId,
-                cacheKey: plan.cacheKey,
-                inputs: [{ name: 'corpus', uri: plan.corpus.source, manifestSha256: plan.sourceDigest }],
-                config: { shard, ...plan.config },
-              }, { overwrite: true });
+              const writer = await beginArtifact(
+                store,
+                prefix,
+                {
+                  stage: `${STAGES.prepareCorpus}-shard`,
+                  runId: plan.runId,
+                  cacheKey: plan.cacheKey,
+                  inputs: [{ name: 'corpus', uri: plan.corpus.source, manifestSha256: plan.sourceDigest }],
+                  config: { shard, ...plan.config },
+                },
+                { overwrite: true },
+              );
               await writer.addLocalDir(dir);
               const committed = await writer.commit({ ...flatStats(result) });
               return summarize(result, prefix, false, committed.manifestSha256);
@@ -196,16 +213,21 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
               reused_shards: shards.filter((s) => s.reused).length,
             };
             await writeFile(join(out, 'stats.json'), JSON.stringify({ ...corpus.stats, queries }, null, 2));
-            const writer = await beginArtifact(store, plan.outputPrefix, {
-              stage: STAGES.prepareCorpus,
-              runId: plan.runId,
-              cacheKey: plan.cacheKey,
-              inputs: [
-                { name: 'corpus', uri: plan.corpus.source, manifestSha256: plan.sourceDigest },
-                { name: 'tokenizer', uri: plan.tokenizerUri, manifestSha256: plan.tokenizerManifestSha256 },
-              ],
-              config: plan.config,
-            }, { overwrite: true });
+            const writer = await beginArtifact(
+              store,
+              plan.outputPrefix,
+              {
+                stage: STAGES.prepareCorpus,
+                runId: plan.runId,
+                cacheKey: plan.cacheKey,
+                inputs: [
+                  { name: 'corpus', uri: plan.corpus.source, manifestSha256: plan.sourceDigest },
+                  { name: 'tokenizer', uri: plan.tokenizerUri, manifestSha256: plan.tokenizerManifestSha256 },
+                ],
+                config: plan.config,
+              },
+              { overwrite: true },
+            );
             await writer.addLocalDir(out);
             await recordShardFiles(store, writer, shards);
             const committed = await writer.commit(stats);
@@ -271,20 +293,31 @@ async function publishTokenizer(
     const stop = heartbeatEvery(Context.current(), 10_000);
     try {
       if (given) await copyTokenizer(given, dir);
-      else await trainWordPieceTokenizer(readCorpusTexts(layout, files, corpusPrepConfig(input.config)), input.config, dir);
+      else
+        await trainWordPieceTokenizer(
+          readCorpusTexts(layout, files, corpusPrepConfig(input.config)),
+          input.config,
+          dir,
+        );
     } finally {
       stop();
     }
     const tokenizer = await loadTokenizer(dir);
     const digest = sha256Hex(await readFile(join(dir, 'tokenizer.json')));
-    const config = given ? { source: given } : { vocab_size: input.config.vocab_size, lowercase: input.config.lowercase };
+    const config = given
+      ? { source: given }
+      : { vocab_size: input.config.vocab_size, lowercase: input.config.lowercase };
     const writer = await beginArtifact(
       store,
       prefix,
       {
         stage: 'tokenizer',
         runId: input.runId,
-        cacheKey: computeCacheKey({ stage: 'tokenizer', inputs: [{ name: 'tokenizer', manifestSha256: digest }], config }),
+        cacheKey: computeCacheKey({
+          stage: 'tokenizer',
+          inputs: [{ name: 'tokenizer', manifestSha256: digest }],
+          config,
+        }),
         inputs: given ? [{ name: 'tokenizer', uri: given, manifestSha256: digest }] : [],
         config,
       },

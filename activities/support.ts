@@ -12,7 +12,11 @@ export interface StageDeps {
 }
 
 /** Runs `body` in a fresh directory under `workDir/tmp`, removed afterwards whatever happens. */
-export async function withTempDir<T>(workDir: string, prefix: string, body: (dir: string) => Promise<T>): Promise<T> {
+export async function withTempDir<T>(
+  workDir: string,
+  prefix: string,
+  body: (dir: string) => Promise<T>,
+): Promise<T> {
   const parent = join(workDir, 'tmp');
   await mkdir(parent, { recursive: true });
   const dir = await mkdtemp(join(parent, prefix));

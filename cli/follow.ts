@@ -10,7 +10,9 @@ const POLL_MS = 1000;
 function renderLine(progress: PipelineProgress): string {
   const current = [...progress.stages].reverse().find((s) => s.state === 'running') ?? progress.stages.at(-1);
   if (!current) return `run ${progress.runId}: starting`;
-  const bar = current.total ? ` ${progressBar(current.done ?? 0, current.total)} ${current.done ?? 0}/${current.total}` : '';
+  const bar = current.total
+    ? ` ${progressBar(current.done ?? 0, current.total)} ${current.done ?? 0}/${current.total}`
+    : '';
   return `${current.stage}: ${current.state}${bar}${current.message ? ` ${current.message}` : ''}`;
 }
 

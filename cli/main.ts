@@ -24,7 +24,7 @@ const MAIN_HELP = [
   'Commands:',
   ...COMMANDS.map((c) => `  ${c.spec.usage.padEnd(52)} ${c.spec.summary}`),
   '',
-  'Run `cotmae COMMAND --help` for a command\'s options.',
+  "Run `cotmae COMMAND --help` for a command's options.",
 ].join('\n');
 
 export async function main(argv: string[]): Promise<number> {

@@ -1,4 +1,4 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 
 /** Wrong flags or arguments: exit code 2 with the command's help. */
 export class UsageError extends Error {

@@ -24,7 +24,9 @@ export async function createCpuWorker(opts: CpuWorkerOptions): Promise<Worker> {
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: CPU_TASK_QUEUE,
-    ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: require.resolve('../workflows') }),
+    ...(opts.workflowBundle
+      ? { workflowBundle: opts.workflowBundle }
+      : { workflowsPath: require.resolve('../workflows') }),
     activities: cpuActivities(opts.deps),
     maxConcurrentActivityTaskExecutions: opts.maxActivities ?? 2,
     shutdownGraceTime: '30s',

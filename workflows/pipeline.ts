@@ -8,7 +8,12 @@ import {
 } from '@temporalio/workflow';
 import type { createPipelineActivities } from '../activities/pipeline';
 import { CPU_TASK_QUEUE, STAGES } from '../lib/constants';
-import { describeProgress, type PipelineProgress, type StageProgress, withStage } from '../lib/pipeline/progress';
+import {
+  describeProgress,
+  type PipelineProgress,
+  type StageProgress,
+  withStage,
+} from '../lib/pipeline/progress';
 import type { PipelineInput, PipelineResult } from '../lib/pipeline/types';
 import { prepareCorpus } from './prepare-corpus';
 import { CorpusKey, PipelineRunKey, PipelineStageKey, progressQuery, stageProgressSignal } from './shared';
@@ -28,7 +33,10 @@ const control = proxyActivities<Activities>({
  * the progress that the `progress` query, the Web UI details and the search attributes show.
  */
 export async function pipeline(rawInput: PipelineInput): Promise<PipelineResult> {
-  const input = await control.validatePipelineInput({ input: rawInput, workflowId: workflowInfo().workflowId });
+  const input = await control.validatePipelineInput({
+    input: rawInput,
+    workflowId: workflowInfo().workflowId,
+  });
   let progress: PipelineProgress = {
     runId: input.run_id,
     state: 'running',
@@ -73,7 +81,13 @@ export async function pipeline(rawInput: PipelineInput): Promise<PipelineResult>
       ],
     }),
   );
-  update({ stage: STAGES.prepareCorpus, state: 'completed', artifact: corpus.uri, counts: corpus.stats, message: '' });
+  update({
+    stage: STAGES.prepareCorpus,
+    state: 'completed',
+    artifact: corpus.uri,
+    counts: corpus.stats,
+    message: '',
+  });
 
   progress = { ...progress, state: 'completed' };
   upsertSearchAttributes([{ key: PipelineStageKey, value: 'done' }]);

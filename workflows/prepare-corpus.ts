@@ -8,13 +8,23 @@ import {
 } from '@temporalio/workflow';
 import type { createPrepareCorpusActivities } from '../activities/prepare-corpus';
 import { CPU_TASK_QUEUE, STAGES } from '../lib/constants';
+import {
+  describeProgress,
+  type PipelineProgress,
+  type StageProgress,
+  withStage,
+} from '../lib/pipeline/progress';
 import type { PrepareCorpusInput, PrepareCorpusResult } from '../lib/pipeline/types';
-import { describeProgress, type PipelineProgress, type StageProgress, withStage } from '../lib/pipeline/progress';
 import { mapBounded, progressQuery, stageProgressSignal } from './shared';
 
 type Activities = ReturnType<typeof createPrepareCorpusActivities>;
 
-const RETRY: RetryPolicy = { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 };
+const RETRY: RetryPolicy = {
+  initialInterval: '1s',
+  backoffCoefficient: 2,
+  maximumInterval: '1m',
+  maximumAttempts: 8,
+};
 
 /** Planning and finalizing read the corpus once; they heartbeat while they stream. */
 const cpu = proxyActivities<Activities>({
@@ -41,7 +51,8 @@ export async function prepareCorpus(input: PrepareCorpusInput): Promise<PrepareC
     progress = withStage(progress, stage);
     setCurrentDetails(describeProgress(progress));
     const parent = workflowInfo().parent;
-    if (parent) await getExternalWorkflowHandle(parent.workflowId, parent.runId).signal(stageProgressSignal, stage);
+    if (parent)
+      await getExternalWorkflowHandle(parent.workflowId, parent.runId).signal(stageProgressSignal, stage);
   };
 
   const plan = await cpu.planCorpus(input);

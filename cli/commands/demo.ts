@@ -8,7 +8,8 @@ import { buildInput, defaultRunId, runPipeline } from './run';
 export const demoSpec: CommandSpec = {
   name: 'demo',
   usage: 'demo [--corpus DIR] [--artifacts URI] [--keep-server]',
-  summary: 'Generate the demo collection (deterministic) and run the pipeline on it with the embedded defaults.',
+  summary:
+    'Generate the demo collection (deterministic) and run the pipeline on it with the embedded defaults.',
   options: { corpus: { type: 'string' }, artifacts: { type: 'string' }, 'keep-server': { type: 'boolean' } },
   details: [
     '  --corpus DIR     run on this BEIR directory instead (e.g. ../shared/data/cranfield)',
@@ -27,7 +28,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
   if (!corpus) {
     corpus = join(stateDir(), 'demo', 'collection');
     const counts = await writeDemoCollection(corpus, DEFAULT_DEMO_OPTIONS);
-    process.stderr.write(`demo collection: ${counts.documents} documents, ${counts.queries} queries → ${corpus}\n`);
+    process.stderr.write(
+      `demo collection: ${counts.documents} documents, ${counts.queries} queries → ${corpus}\n`,
+    );
   }
   const input = await buildInput({
     corpus,

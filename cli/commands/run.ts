@@ -49,7 +49,9 @@ export function defaultRunId(prefix = 'run'): string {
 }
 
 /** Builds the pipeline input from --config and flags; every problem is a usage error (exit 2). */
-export async function buildInput(values: Record<string, string | boolean | undefined>): Promise<PipelineInput> {
+export async function buildInput(
+  values: Record<string, string | boolean | undefined>,
+): Promise<PipelineInput> {
   let base: Record<string, unknown> = {};
   if (typeof values.config === 'string') {
     try {
@@ -60,14 +62,16 @@ export async function buildInput(values: Record<string, string | boolean | undef
   }
   const input = { ...base } as Record<string, unknown> & Partial<PipelineInput>;
   const corpus = { ...((input.corpus as object | undefined) ?? {}) } as Record<string, unknown>;
-  if (typeof values.corpus === 'string') corpus.source = /^[a-z0-9]+:\/\//i.test(values.corpus) ? values.corpus : resolve(values.corpus);
+  if (typeof values.corpus === 'string')
+    corpus.source = /^[a-z0-9]+:\/\//i.test(values.corpus) ? values.corpus : resolve(values.corpus);
   if (typeof values.format === 'string') corpus.format = values.format;
   input.corpus = corpus as never;
   if (typeof values.tokenizer === 'string') input.tokenizer = { source: resolve(values.tokenizer) };
   input.artifacts = (values.artifacts as string | undefined) ?? input.artifacts ?? defaultArtifactRoot();
   input.run_id = (values['run-id'] as string | undefined) ?? input.run_id ?? defaultRunId();
   const problems = validatePipelineInput(input);
-  if (problems.length > 0) throw new UsageError(`invalid pipeline input:\n  ${problems.join('\n  ')}`, helpText(runSpec));
+  if (problems.length > 0)
+    throw new UsageError(`invalid pipeline input:\n  ${problems.join('\n  ')}`, helpText(runSpec));
   return input as PipelineInput;
 }
 
@@ -75,7 +79,11 @@ export function workflowIdFor(runId: string): string {
   return `pipeline-${runId}`;
 }
 
-async function startAndFollow(client: Client, input: PipelineInput, detach: boolean): Promise<PipelineResult | undefined> {
+async function startAndFollow(
+  client: Client,
+  input: PipelineInput,
+  detach: boolean,
+): Promise<PipelineResult | undefined> {
   const runId = input.run_id as string;
   const handle = await client.workflow.start('pipeline', {
     taskQueue: CPU_TASK_QUEUE,
@@ -94,7 +102,10 @@ async function startAndFollow(client: Client, input: PipelineInput, detach: bool
 }
 
 /** Runs the pipeline; returns the result (undefined when detached). */
-export async function runPipeline(input: PipelineInput, opts: { detach?: boolean; keepServer?: boolean } = {}) {
+export async function runPipeline(
+  input: PipelineInput,
+  opts: { detach?: boolean; keepServer?: boolean } = {},
+) {
   if (process.env.TEMPORAL_ADDRESS) {
     const client = await connectClient();
     try {
@@ -103,9 +114,12 @@ export async function runPipeline(input: PipelineInput, opts: { detach?: boolean
       await client.connection.close();
     }
   }
-  if (opts.detach) throw new ConfigError('TEMPORAL_ADDRESS', '--detach needs a running cluster (set TEMPORAL_ADDRESS)');
+  if (opts.detach)
+    throw new ConfigError('TEMPORAL_ADDRESS', '--detach needs a running cluster (set TEMPORAL_ADDRESS)');
   const embedded = await startEmbedded({ defaultArtifactRoot: defaultArtifactRoot(), workDir: workDir() });
-  process.stderr.write(`Temporal Web UI: ${embedded.uiUrl}/namespaces/default/workflows (embedded dev server ${embedded.address})\n`);
+  process.stderr.write(
+    `Temporal Web UI: ${embedded.uiUrl}/namespaces/default/workflows (embedded dev server ${embedded.address})\n`,
+  );
   try {
     const result = await startAndFollow(embedded.client, input, false);
     if (opts.keepServer) {
@@ -128,7 +142,10 @@ export async function runCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const input = await buildInput(values);
-  const result = await runPipeline(input, { detach: values.detach === true, keepServer: values['keep-server'] === true });
+  const result = await runPipeline(input, {
+    detach: values.detach === true,
+    keepServer: values['keep-server'] === true,
+  });
   if (result) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   return 0;
 }

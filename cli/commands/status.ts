@@ -34,7 +34,9 @@ export async function statusCommand(argv: string[]): Promise<number> {
       // A closed run whose workers are gone cannot answer queries; the status line still helps.
     }
     if (values.json) {
-      process.stdout.write(`${JSON.stringify({ workflowId: handle.workflowId, status: description.status.name, progress }, null, 2)}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ workflowId: handle.workflowId, status: description.status.name, progress }, null, 2)}\n`,
+      );
     } else {
       process.stdout.write(`${handle.workflowId}: ${description.status.name}\n`);
       if (progress) process.stdout.write(`${describeProgress(progress)}\n`);

@@ -29,7 +29,8 @@ export const workerSpec: CommandSpec = {
 function positiveInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${flag} must be a positive integer`, helpText(workerSpec));
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`${flag} must be a positive integer`, helpText(workerSpec));
   return n;
 }
 
@@ -49,15 +50,23 @@ export async function workerCommand(argv: string[]): Promise<number> {
   let serves: string;
   try {
     if (kind === 'cpu') {
-      const maxActivities = positiveInt((values['max-activities'] as string) ?? process.env.COTMAE_CPU_ACTIVITIES, '--max-activities') ?? 2;
+      const maxActivities =
+        positiveInt(
+          (values['max-activities'] as string) ?? process.env.COTMAE_CPU_ACTIVITIES,
+          '--max-activities',
+        ) ?? 2;
       worker = await createCpuWorker({ connection, namespace: opts.namespace, deps, maxActivities });
       serves = `${CPU_TASK_QUEUE}: workflows pipeline, prepareCorpus; corpus activities (${maxActivities} at once)`;
     } else {
-      const gpus = positiveInt((values.gpus as string) ?? process.env.COTMAE_GPUS, '--gpus') ?? Math.max(1, (await listGpus()).length);
+      const gpus =
+        positiveInt((values.gpus as string) ?? process.env.COTMAE_GPUS, '--gpus') ??
+        Math.max(1, (await listGpus()).length);
       worker = await createGpuWorker({ connection, namespace: opts.namespace, deps, gpus });
       serves = `${GPU_TASK_QUEUE}: training activities (${gpus} at once)`;
     }
-    process.stderr.write(`cotmae ${kind} worker on ${describeTemporalConnection(opts)}\n  serving ${serves}\n  artifacts default ${deps.defaultArtifactRoot}, work dir ${deps.workDir}\n`);
+    process.stderr.write(
+      `cotmae ${kind} worker on ${describeTemporalConnection(opts)}\n  serving ${serves}\n  artifacts default ${deps.defaultArtifactRoot}, work dir ${deps.workDir}\n`,
+    );
     await worker.run();
     process.stderr.write(`cotmae ${kind} worker stopped\n`);
     return 0;

@@ -56,10 +56,6 @@ export class HashList {
   sorted(): BigUint64Array {
     return new BigUint64Array(this.halves.buffer, 0, this.length).slice().sort();
   }
-
-  sorted(): BigUint64Array {
-    return this.values.slice(0, this.length).sort();
-  }
 }
 
 export async function writeHashes(path: string, sorted: BigUint64Array): Promise<void> {

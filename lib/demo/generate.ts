@@ -14,7 +14,11 @@ export interface DemoCollectionOptions {
   seed: number;
 }
 
-export const DEFAULT_DEMO_OPTIONS: DemoCollectionOptions = { documents: 160, queriesPerDocument: 1, seed: 13 };
+export const DEFAULT_DEMO_OPTIONS: DemoCollectionOptions = {
+  documents: 160,
+  queriesPerDocument: 1,
+  seed: 13,
+};
 
 interface Topic {
   name: string;
@@ -32,7 +36,15 @@ const TOPICS: Topic[] = [
   },
   {
     name: 'bread baking',
-    nouns: ['sourdough starter', 'gluten network', 'crumb', 'crust', 'proofing basket', 'levain', 'hydration'],
+    nouns: [
+      'sourdough starter',
+      'gluten network',
+      'crumb',
+      'crust',
+      'proofing basket',
+      'levain',
+      'hydration',
+    ],
     verbs: ['ferments', 'strengthens', 'rises in', 'browns', 'develops', 'tightens'],
     adjectives: ['wholemeal', 'open', 'sour', 'crisp', 'slow-fermented'],
   },
@@ -74,8 +86,28 @@ const TOPICS: Topic[] = [
   },
 ];
 
-const NAMES = ['Avery', 'Lindqvist', 'Okafor', 'Haddad', 'Moreau', 'Tanaka', 'Kowalski', 'Brennan', 'Ruiz', 'Adler'];
-const PLACES = ['Norvik', 'Calder Bay', 'Esterhold', 'Mirefield', 'Quillon', 'Dunmarrow', 'Tessaly', 'Orwen Vale'];
+const NAMES = [
+  'Avery',
+  'Lindqvist',
+  'Okafor',
+  'Haddad',
+  'Moreau',
+  'Tanaka',
+  'Kowalski',
+  'Brennan',
+  'Ruiz',
+  'Adler',
+];
+const PLACES = [
+  'Norvik',
+  'Calder Bay',
+  'Esterhold',
+  'Mirefield',
+  'Quillon',
+  'Dunmarrow',
+  'Tessaly',
+  'Orwen Vale',
+];
 
 /** mulberry32: a tiny seeded PRNG so the collection is byte-identical on every machine. */
 function prng(seed: number): () => number {
@@ -104,7 +136,10 @@ interface DemoDocument {
 function sentence(rand: () => number, topic: Topic): string {
   const subject = `${pick(rand, topic.adjectives)} ${pick(rand, topic.nouns)}`;
   const object = pick(rand, topic.nouns);
-  const tail = rand() < 0.5 ? ` near ${pick(rand, PLACES)}` : ` during the ${pick(rand, ['spring', 'winter', 'dry season', 'survey'])}`;
+  const tail =
+    rand() < 0.5
+      ? ` near ${pick(rand, PLACES)}`
+      : ` during the ${pick(rand, ['spring', 'winter', 'dry season', 'survey'])}`;
   return `The ${subject} ${pick(rand, topic.verbs)} the ${object}${tail}.`;
 }
 
@@ -128,7 +163,12 @@ function makeDocument(rand: () => number, index: number): DemoDocument {
   const factAt = Math.floor(rand() * count);
   paragraphs[factAt] =
     `In ${keyFact.year}, ${keyFact.person} recorded the ${keyFact.noun} at ${keyFact.place} for the first time. ${paragraphs[factAt]}`;
-  return { id: `demo-${String(index).padStart(4, '0')}`, title: `${topic.name} notes ${index}`, paragraphs, keyFact };
+  return {
+    id: `demo-${String(index).padStart(4, '0')}`,
+    title: `${topic.name} notes ${index}`,
+    paragraphs,
+    keyFact,
+  };
 }
 
 function makeQuery(rand: () => number, doc: DemoDocument, k: number): string {
@@ -148,7 +188,9 @@ export async function writeDemoCollection(
 ): Promise<{ documents: number; queries: number; qrels: number }> {
   const rand = prng(options.seed);
   const docs = Array.from({ length: options.documents }, (_, i) => makeDocument(rand, i));
-  const corpus = docs.map((d) => JSON.stringify({ _id: d.id, title: d.title, text: d.paragraphs.join('\n') }));
+  const corpus = docs.map((d) =>
+    JSON.stringify({ _id: d.id, title: d.title, text: d.paragraphs.join('\n') }),
+  );
   const queries: string[] = [];
   const qrels = ['query-id\tcorpus-id\tscore'];
   for (const doc of docs) {

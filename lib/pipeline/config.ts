@@ -27,7 +27,8 @@ export function validatePipelineInput(raw: unknown): string[] {
   if (raw.tokenizer !== undefined) {
     if (!isObject(raw.tokenizer)) problems.push('tokenizer: must be an object');
     else {
-      for (const key of Object.keys(raw.tokenizer)) if (key !== 'source') problems.push(`tokenizer.${key}: unknown key`);
+      for (const key of Object.keys(raw.tokenizer))
+        if (key !== 'source') problems.push(`tokenizer.${key}: unknown key`);
       if (raw.tokenizer.source !== undefined && typeof raw.tokenizer.source !== 'string')
         problems.push('tokenizer.source: must be a path or URI');
     }
@@ -36,8 +37,13 @@ export function validatePipelineInput(raw: unknown): string[] {
     const { max_parallel_shards, ...domain } = isObject(raw.prepare_corpus) ? raw.prepare_corpus : {};
     if (!isObject(raw.prepare_corpus)) problems.push('prepare_corpus: must be an object');
     else {
-      if (max_parallel_shards !== undefined && !(Number.isInteger(max_parallel_shards) && (max_parallel_shards as number) >= 1))
-        problems.push(`prepare_corpus.max_parallel_shards: must be an integer >= 1, got ${JSON.stringify(max_parallel_shards)}`);
+      if (
+        max_parallel_shards !== undefined &&
+        !(Number.isInteger(max_parallel_shards) && (max_parallel_shards as number) >= 1)
+      )
+        problems.push(
+          `prepare_corpus.max_parallel_shards: must be an integer >= 1, got ${JSON.stringify(max_parallel_shards)}`,
+        );
       problems.push(...validateCorpusPrepConfig(domain).map((p) => `prepare_corpus.${p}`));
     }
   }
@@ -51,7 +57,11 @@ function validateCorpus(corpus: unknown): string[] {
     if (!['source', 'format', 'name'].includes(key)) problems.push(`corpus.${key}: unknown key`);
   if (typeof corpus.source !== 'string' || corpus.source === '')
     problems.push('corpus.source: required path or URI of the corpus directory');
-  if (corpus.format !== undefined && corpus.format !== 'auto' && !CORPUS_FORMATS.includes(corpus.format as never))
+  if (
+    corpus.format !== undefined &&
+    corpus.format !== 'auto' &&
+    !CORPUS_FORMATS.includes(corpus.format as never)
+  )
     problems.push(`corpus.format: must be one of auto, ${CORPUS_FORMATS.join(', ')}`);
   if (corpus.name !== undefined && (typeof corpus.name !== 'string' || corpus.name === ''))
     problems.push('corpus.name: must be a non-empty string');
@@ -65,7 +75,10 @@ export function resolvePipelineInput(raw: unknown, defaultRunId: string): Resolv
   const input = raw as PipelineInput;
   const source = input.corpus.source;
   const format = input.corpus.format ?? 'auto';
-  const prepare: PrepareCorpusConfig = { ...DEFAULT_PREPARE_CORPUS_CONFIG, ...definedOnly(input.prepare_corpus ?? {}) };
+  const prepare: PrepareCorpusConfig = {
+    ...DEFAULT_PREPARE_CORPUS_CONFIG,
+    ...definedOnly(input.prepare_corpus ?? {}),
+  };
   if (format !== 'auto') prepare.format = format;
   return {
     run_id: input.run_id ?? defaultRunId.replace(/[^A-Za-z0-9._-]/g, '-'),

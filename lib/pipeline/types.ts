@@ -3,7 +3,7 @@
  * Types only (plus pure helpers): safe to import into the workflow sandbox.
  * Keys of user-facing config are snake_case, passed unchanged to domain code and the trainer.
  */
-import type { CorpusPrepConfig, ShardSpec, CorpusFormat } from '../corpus';
+import type { CorpusFormat, CorpusPrepConfig, ShardSpec } from '../corpus';
 
 /** Where the corpus comes from: a local directory/file the CPU workers can read, or an imported dataset URI. */
 export interface CorpusSource {

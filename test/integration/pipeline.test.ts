@@ -54,7 +54,10 @@ describe('pipeline workflow (real Temporal, local artifact directory)', { timeou
     assert.equal(result.corpus.stats.documents, 60);
     assert.equal(result.corpus.stats.queries, 60);
     assert.equal(result.corpus.stats.qrels, 60);
-    assert.ok((result.corpus.stats.shards ?? 0) >= 2, `expected several shards, got ${result.corpus.stats.shards}`);
+    assert.ok(
+      (result.corpus.stats.shards ?? 0) >= 2,
+      `expected several shards, got ${result.corpus.stats.shards}`,
+    );
     assert.ok((result.corpus.stats.passages ?? 0) > 60);
     assert.equal(result.corpus.stats.reused_shards, 0);
 
@@ -82,7 +85,11 @@ describe('pipeline workflow (real Temporal, local artifact directory)', { timeou
     const history = await handle.fetchHistory();
     await Worker.runReplayHistory({ workflowBundle: env.bundle }, history, handle.workflowId);
     const child = env.client.workflow.getHandle('pipeline-it-local/prepare-corpus');
-    await Worker.runReplayHistory({ workflowBundle: env.bundle }, await child.fetchHistory(), child.workflowId);
+    await Worker.runReplayHistory(
+      { workflowBundle: env.bundle },
+      await child.fetchHistory(),
+      child.workflowId,
+    );
   });
 
   it('re-running the same run id reuses the committed shards', async () => {
@@ -129,7 +136,10 @@ describe('pipeline workflow (real Temporal, local artifact directory)', { timeou
     const attempts = (history.events ?? [])
       .filter((e) => e.activityTaskStartedEventAttributes)
       .map((e) => e.activityTaskStartedEventAttributes?.attempt);
-    assert.ok(attempts.every((a) => a === 1), `bad input must not be retried, attempts: ${attempts.join(',')}`);
+    assert.ok(
+      attempts.every((a) => a === 1),
+      `bad input must not be retried, attempts: ${attempts.join(',')}`,
+    );
     assert.equal(await isCommitted(openStore(artifacts), 'runs/it-bad/prepare-corpus'), false);
     const progress = await started.query<PipelineProgress>('progress');
     assert.equal(progress.state, 'failed');

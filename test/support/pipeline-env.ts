@@ -6,8 +6,15 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { bundleWorkflowCode, DefaultLogger, NativeConnection, Runtime, type Worker, type WorkflowBundle } from '@temporalio/worker';
-import { startDevServer, type DevServer } from '../../infra/temporal';
+import {
+  bundleWorkflowCode,
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  type Worker,
+  type WorkflowBundle,
+} from '@temporalio/worker';
+import { type DevServer, startDevServer } from '../../infra/temporal';
 import { DEFAULT_NAMESPACE } from '../../lib/constants';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGpuWorker } from '../../workers/gpu';

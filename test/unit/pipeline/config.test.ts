@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { DEFAULT_PREPARE_CORPUS_CONFIG, resolvePipelineInput, validatePipelineInput } from '../../../lib/pipeline/config';
 import { ConfigError } from '../../../lib/errors';
+import {
+  DEFAULT_PREPARE_CORPUS_CONFIG,
+  resolvePipelineInput,
+  validatePipelineInput,
+} from '../../../lib/pipeline/config';
 
 describe('validatePipelineInput', () => {
   it('accepts the minimal input', () => {
@@ -52,7 +56,9 @@ describe('resolvePipelineInput', () => {
     assert.throws(
       () => resolvePipelineInput({ corpus: {}, prepare_corpus: { seed: -1 } }, 'w'),
       (err: unknown) =>
-        err instanceof ConfigError && /corpus\.source/.test(err.message) && /prepare_corpus\.seed/.test(err.message),
+        err instanceof ConfigError &&
+        /corpus\.source/.test(err.message) &&
+        /prepare_corpus\.seed/.test(err.message),
     );
   });
 });

@@ -14,9 +14,15 @@ describe('demo collection', () => {
     assert.deepEqual(counts, { documents: 20, queries: 40, qrels: 40 });
     for (const f of ['corpus.jsonl', 'queries.jsonl', 'qrels/test.tsv'])
       assert.equal(await readFile(join(a, f), 'utf8'), await readFile(join(b, f), 'utf8'));
-    const docs = (await readFile(join(a, 'corpus.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const docs = (await readFile(join(a, 'corpus.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     assert.equal(docs.length, 20);
-    assert.ok(docs.every((d) => typeof d._id === 'string' && d.text.split('\n').length >= 3), 'multi-paragraph documents');
+    assert.ok(
+      docs.every((d) => typeof d._id === 'string' && d.text.split('\n').length >= 3),
+      'multi-paragraph documents',
+    );
     const qrels = (await readFile(join(a, 'qrels/test.tsv'), 'utf8')).trim().split('\n');
     assert.equal(qrels[0], 'query-id\tcorpus-id\tscore');
   });
@@ -31,10 +37,15 @@ describe('demo collection', () => {
         .map((l) => JSON.parse(l))
         .map((d) => [d._id, d.text as string]),
     );
-    const queries = (await readFile(join(dir, 'queries.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    const queries = (await readFile(join(dir, 'queries.jsonl'), 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     for (const q of queries) {
       const docId = (q._id as string).replace(/^q-/, '').replace(/-\d+$/, '');
-      const fact = /In (\d{4}), (\w+) recorded the ([\w -]+?) at ([\w ]+?) for the first time/.exec(docs.get(docId) ?? '');
+      const fact = /In (\d{4}), (\w+) recorded the ([\w -]+?) at ([\w ]+?) for the first time/.exec(
+        docs.get(docId) ?? '',
+      );
       assert.ok(fact, `${docId} has no key-fact sentence`);
       const [, year, person, noun, place] = fact;
       const text = q.text as string;

@@ -4,7 +4,11 @@ import { describeProgress, type PipelineProgress, withStage } from '../../../lib
 import { mapBounded } from '../../../workflows/shared';
 
 describe('progress model', () => {
-  const base: PipelineProgress = { runId: 'r1', state: 'running', stages: [{ stage: 'prepare-corpus', state: 'pending' }] };
+  const base: PipelineProgress = {
+    runId: 'r1',
+    state: 'running',
+    stages: [{ stage: 'prepare-corpus', state: 'pending' }],
+  };
 
   it('merges an update into an existing stage and appends a new one', () => {
     const p1 = withStage(base, { stage: 'prepare-corpus', state: 'running', done: 1, total: 4 });
