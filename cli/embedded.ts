@@ -6,7 +6,7 @@ import { createServer } from 'node:net';
 import { Client, Connection } from '@temporalio/client';
 import { bundleWorkflowCode, NativeConnection, type Worker } from '@temporalio/worker';
 import type { StageDeps } from '../activities/support';
-import { startDevServer } from '../infra/temporal';
+import { runningDevServer, startDevServer } from '../infra/temporal';
 import { DEFAULT_NAMESPACE } from '../lib/constants';
 import { createCpuWorker } from '../workers/cpu';
 import { createGpuWorker } from '../workers/gpu';
@@ -27,10 +27,17 @@ function portIsFree(port: number): Promise<boolean> {
   });
 }
 
-/** Starts the dev server (the usual ports 7233/8233 when free) and both workers. */
-export async function startEmbedded(deps: StageDeps): Promise<Embedded> {
+/** A server of our own (stopped with the command), or the one `make temporal-up` left running (kept). */
+async function devServer(): Promise<{ address: string; uiUrl: string; stop(): Promise<void> }> {
+  const running = await runningDevServer();
+  if (running) return { ...running, stop: async () => {} };
   const usual = (await portIsFree(7233)) && (await portIsFree(8233));
-  const server = await startDevServer(usual ? { port: 7233, uiPort: 8233 } : { freePorts: true });
+  return startDevServer(usual ? { port: 7233, uiPort: 8233 } : { freePorts: true });
+}
+
+/** Starts (or joins) the dev server and runs both workers in this process. */
+export async function startEmbedded(deps: StageDeps): Promise<Embedded> {
+  const server = await devServer();
   const workers: Worker[] = [];
   let running: Promise<unknown> = Promise.resolve();
   let native: NativeConnection | undefined;

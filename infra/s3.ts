@@ -7,7 +7,7 @@
  * Node exits; and on Linux the child is started with PR_SET_PDEATHSIG, so even a SIGKILLed parent leaves no
  * orphan.
  *
- * By hand (state in .state/, survives the command; moto keeps everything in memory, so a restart empties it):
+ * By hand (state in .state/ or $COTMAE_STATE_DIR, survives the command; moto keeps everything in memory, so a restart empties it):
  *   node dist/infra/s3.js start [--port 9000] [--host 127.0.0.1] [--bucket cotmae]
  *   node dist/infra/s3.js status | env | stop
  */
@@ -23,9 +23,9 @@ import {
   HeadBucketCommand,
   type S3Client,
 } from '@aws-sdk/client-s3';
-import { findRepoRoot } from '../lib/artifacts/codeVersion';
 import { createS3Client } from '../lib/artifacts/s3';
 import { ConfigError } from '../lib/errors';
+import { stateDir as projectStateDir, repoRoot } from '../lib/settings';
 
 /** moto accepts any credentials; these are the conventional fake ones (safe to print). */
 export const MOTO_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' } as const;
@@ -91,7 +91,7 @@ export function findMotoServer(opts: { env?: NodeJS.ProcessEnv; repoRoot?: strin
     }
     return env.MOTO_SERVER;
   }
-  const root = opts.repoRoot ?? findRepoRoot() ?? process.cwd();
+  const root = opts.repoRoot ?? repoRoot();
   const venv = path.join(root, '.venv', 'bin', 'moto_server');
   if (isExecutable(venv)) return venv;
   const found = onPath('moto_server', env);
@@ -338,8 +338,9 @@ interface ServerState {
   startedAt: string;
 }
 
+/** .state/ of the repo, or $COTMAE_STATE_DIR. */
 function stateDir(): string {
-  return path.join(findRepoRoot() ?? process.cwd(), '.state');
+  return projectStateDir();
 }
 const pidFile = () => path.join(stateDir(), 's3-server.pid');
 const stateFile = () => path.join(stateDir(), 's3-server.json');

@@ -9,7 +9,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import {
   accessSync,
   closeSync,
-  existsSync,
   constants as fsConstants,
   mkdirSync,
   openSync,
@@ -24,6 +23,9 @@ import { parseArgs } from 'node:util';
 import { Connection, isGrpcServiceError } from '@temporalio/client';
 import { DEFAULT_NAMESPACE, SEARCH_ATTRIBUTES } from '../lib/constants';
 import { ConfigError } from '../lib/errors';
+import { repoRoot } from '../lib/settings';
+
+export { repoRoot };
 
 export type SearchAttributeType = 'Text' | 'Keyword' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
 
@@ -82,17 +84,6 @@ export class DevServerStartError extends Error {
   ) {
     super(output ? `${message}\n--- temporal server output (tail) ---\n${output}` : message);
     this.name = 'DevServerStartError';
-  }
-}
-
-/** Repository root: the nearest folder above this file with a package.json (works from dist/ and from src). */
-export function repoRoot(): string {
-  let dir = __dirname;
-  for (;;) {
-    if (existsSync(join(dir, 'package.json'))) return dir;
-    const up = dirname(dir);
-    if (up === dir) return process.cwd();
-    dir = up;
   }
 }
 
@@ -522,6 +513,15 @@ function isTemporalProcess(pid: number): boolean {
   } catch {
     return isAlive(pid);
   }
+}
+
+/** The dev server started by `make temporal-up` / `temporal.js start`, when it is still running. */
+export async function runningDevServer(): Promise<
+  Pick<PidFile, 'address' | 'namespace' | 'uiUrl'> | undefined
+> {
+  const pidFile = await readPidFile();
+  if (!pidFile || !isAlive(pidFile.pid) || !isTemporalProcess(pidFile.pid)) return undefined;
+  return { address: pidFile.address, namespace: pidFile.namespace, uiUrl: pidFile.uiUrl };
 }
 
 async function waitGone(pid: number, ms: number): Promise<boolean> {

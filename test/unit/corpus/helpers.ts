@@ -1,0 +1,102 @@
+/** Shared helpers of the corpus and tokenizer tests (paths, temp dirs, the venv python, output readers). */
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+import type { CorpusTokenizer } from '../../../lib/corpus';
+import { trainWordPieceTokenizer } from '../../../lib/corpus';
+
+/** Compiled tests run from dist/test/unit/corpus: the repo root is four levels up. */
+export const REPO_ROOT = resolve(__dirname, '../../../..');
+export const FIXTURES = join(REPO_ROOT, 'test/fixtures/corpus');
+export const SHARED_DATA = resolve(REPO_ROOT, '../shared/data');
+export const CHECK_SCRIPT = join(FIXTURES, 'check_corpus.py');
+
+export function makeTmp(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'corpus-test-'));
+}
+
+export function removeTmp(dir: string): Promise<void> {
+  return rm(dir, { recursive: true, force: true });
+}
+
+export async function withTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await makeTmp();
+  try {
+    return await fn(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** COTMAE_PYTHON, else <repo>/.venv, else /tmp/meas/venv (the measurement venv); undefined if none exists. */
+export function findPython(): string | undefined {
+  const candidates = [process.env.COTMAE_PYTHON, join(REPO_ROOT, '.venv/bin/python'), '/tmp/meas/venv/bin/python'];
+  return candidates.find((p): p is string => p !== undefined && p !== '' && existsSync(p));
+}
+
+export const PYTHON = findPython();
+export const NO_PYTHON = PYTHON ? false : 'no Python with tokenizers/numpy (set COTMAE_PYTHON or create .venv)';
+
+/** Run check_corpus.py with the venv python; returns its JSON output. */
+export async function runCheck(args: string[]): Promise<Record<string, unknown>> {
+  if (!PYTHON) throw new Error(String(NO_PYTHON));
+  const { stdout } = await promisify(execFile)(PYTHON, [CHECK_SCRIPT, ...args], { maxBuffer: 64 << 20 });
+  return JSON.parse(stdout) as Record<string, unknown>;
+}
+
+export interface PassageRecord {
+  id: string;
+  doc_id: string;
+  position: number;
+  title: string;
+  text: string;
+  n_tokens: number;
+}
+
+export async function readPassages(shardDir: string): Promise<PassageRecord[]> {
+  const text = gunzipSync(await readFile(join(shardDir, 'passages.jsonl.gz'))).toString('utf8');
+  return text
+    .split('\n')
+    .filter((l) => l.length > 0)
+    .map((l) => JSON.parse(l) as PassageRecord);
+}
+
+/** tokens.bin → one id array per passage (the format of docs/formats.md). */
+export function readTokenFile(path: string): number[][] {
+  const buf = readFileSync(path);
+  const itemBytes = buf.readUInt32LE(12);
+  const count = Number(buf.readBigUInt64LE(16));
+  const offsets = Array.from({ length: count + 1 }, (_, i) => Number(buf.readBigUInt64LE(24 + 8 * i)));
+  const base = 24 + 8 * (count + 1);
+  const read = (i: number) => (itemBytes === 2 ? buf.readUInt16LE(base + 2 * i) : buf.readUInt32LE(base + 4 * i));
+  return offsets.slice(0, -1).map((start, p) => {
+    const ids: number[] = [];
+    for (let i = start; i < (offsets[p + 1] as number); i += 1) ids.push(read(i));
+    return ids;
+  });
+}
+
+/** pairs.bin → [anchor, context] shard-local passage indexes. */
+export function readPairsFile(path: string): [number, number][] {
+  const buf = readFileSync(path);
+  const count = Number(buf.readBigUInt64LE(16));
+  return Array.from({ length: count }, (_, i) => [buf.readUInt32LE(24 + 8 * i), buf.readUInt32LE(28 + 8 * i)]);
+}
+
+const FIXTURE_TEXTS = [
+  'The wing was tested in a wind tunnel. Lift increased with the angle of attack! Did the drag rise too?',
+  'Shock waves form when a body moves faster than sound. The pressure jumps across the shock.',
+  'Heat transfer in laminar flow over a flat plate is well understood. Turbulent flow transfers heat faster.',
+  'Flutter of panels is a dynamic aeroelastic instability. Static stability requires the centre of pressure.',
+  'ירושלים היא עיר הבירה של ישראל. היא אחת הערים העתיקות בעולם! תל אביב נוסדה בשנת 1909.',
+  'הכותל המערבי הוא שריד מחומת הר הבית׃ מיליוני מבקרים מגיעים אליו בכל שנה. האם זה עובד? כן.',
+];
+
+/** A small WordPiece tokenizer trained on fixture-like English and Hebrew text (vocab grows as needed). */
+export async function smallTokenizer(dir: string, vocabSize = 400): Promise<CorpusTokenizer> {
+  return trainWordPieceTokenizer(FIXTURE_TEXTS, { vocab_size: vocabSize, lowercase: true }, join(dir, 'tokenizer'));
+}
