@@ -28,7 +28,7 @@ export function helpText(spec: CommandSpec): string {
 export function parseCommand(
   spec: CommandSpec,
   argv: string[],
-): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+): { values: Record<string, string | boolean | string[] | undefined>; positionals: string[] } {
   try {
     return parseArgs({
       args: argv,

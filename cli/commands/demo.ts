@@ -10,11 +10,17 @@ export const demoSpec: CommandSpec = {
   usage: 'demo [--corpus DIR] [--artifacts URI] [--keep-server]',
   summary:
     'Generate the demo collection (deterministic) and run the pipeline on it with the embedded defaults.',
-  options: { corpus: { type: 'string' }, artifacts: { type: 'string' }, 'keep-server': { type: 'boolean' } },
+  options: {
+    corpus: { type: 'string' },
+    artifacts: { type: 'string' },
+    'keep-server': { type: 'boolean' },
+    set: { type: 'string', multiple: true },
+  },
   details: [
     '  --corpus DIR     run on this BEIR directory instead (e.g. ../shared/data/cranfield)',
     '  --artifacts URI  artifact root (default .state/artifacts)',
     '  --keep-server    keep the Web UI up afterwards (Ctrl-C to stop)',
+    '  --set KEY=VALUE  override one pipeline input key (see `cotmae run --help`)',
   ],
 };
 
@@ -36,6 +42,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
     corpus,
     artifacts: (values.artifacts as string | undefined) ?? defaultArtifactRoot(),
     'run-id': defaultRunId('demo'),
+    set: values.set,
   });
   const result = await runPipeline(input, { keepServer: values['keep-server'] === true });
   if (!result) return 1;

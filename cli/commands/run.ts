@@ -26,6 +26,7 @@ export const runSpec: CommandSpec = {
     'run-id': { type: 'string' },
     detach: { type: 'boolean' },
     'keep-server': { type: 'boolean' },
+    set: { type: 'string', multiple: true },
   },
   details: [
     'Options:',
@@ -35,6 +36,8 @@ export const runSpec: CommandSpec = {
     '  --config FILE        the pipeline input as JSON (same object the Web UI takes); flags override it',
     '  --artifacts URI      artifact root: s3://bucket/prefix, file:///dir or a path (default $COTMAE_ARTIFACTS or .state/artifacts)',
     '  --run-id ID          run id (default: run-<timestamp>); artifacts go to runs/<run-id>/',
+    '  --set KEY=VALUE      override one input key, repeatable: --set prepare_corpus.empty_text=skip',
+    '                       (VALUE is parsed as JSON when it is valid JSON, else taken as a string)',
     '  --detach             print the workflow id and return without following (needs TEMPORAL_ADDRESS)',
     '  --keep-server        embedded mode: keep the dev server and workers up after the run (Ctrl-C to stop)',
     '',
@@ -50,7 +53,7 @@ export function defaultRunId(prefix = 'run'): string {
 
 /** Builds the pipeline input from --config and flags; every problem is a usage error (exit 2). */
 export async function buildInput(
-  values: Record<string, string | boolean | undefined>,
+  values: Record<string, string | boolean | string[] | undefined>,
 ): Promise<PipelineInput> {
   let base: Record<string, unknown> = {};
   if (typeof values.config === 'string') {
@@ -69,10 +72,36 @@ export async function buildInput(
   if (typeof values.tokenizer === 'string') input.tokenizer = { source: resolve(values.tokenizer) };
   input.artifacts = (values.artifacts as string | undefined) ?? input.artifacts ?? defaultArtifactRoot();
   input.run_id = (values['run-id'] as string | undefined) ?? input.run_id ?? defaultRunId();
+  for (const assignment of (values.set as string[] | undefined) ?? []) applySet(input, assignment);
   const problems = validatePipelineInput(input);
   if (problems.length > 0)
     throw new UsageError(`invalid pipeline input:\n  ${problems.join('\n  ')}`, helpText(runSpec));
   return input as PipelineInput;
+}
+
+/** `a.b.c=value`: sets a nested key of the input; VALUE is JSON when it parses, else a string. */
+export function applySet(input: Record<string, unknown>, assignment: string): void {
+  const eq = assignment.indexOf('=');
+  const path = eq > 0 ? assignment.slice(0, eq).split('.') : [];
+  if (path.length === 0 || path.some((k) => k === '' || k === '__proto__'))
+    throw new UsageError(
+      `--set ${assignment}: expected KEY=VALUE, e.g. prepare_corpus.seed=7`,
+      helpText(runSpec),
+    );
+  const raw = assignment.slice(eq + 1);
+  let value: unknown = raw;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    // A bare word: keep it as a string.
+  }
+  let node = input;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    node[key] = typeof next === 'object' && next !== null && !Array.isArray(next) ? { ...next } : {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1] as string] = value;
 }
 
 export function workflowIdFor(runId: string): string {

@@ -56,3 +56,25 @@ describe('cotmae CLI', () => {
     assert.match(r.err, /\/no\/such\/dir/);
   });
 });
+
+describe('--set', () => {
+  it('sets nested keys, parsing JSON values and keeping bare words as strings', () => {
+    const { applySet } = require('../../../cli/commands/run') as typeof import('../../../cli/commands/run');
+    const input: Record<string, unknown> = { prepare_corpus: { seed: 1 } };
+    applySet(input, 'prepare_corpus.empty_text=skip');
+    applySet(input, 'prepare_corpus.max_passage_tokens=64');
+    applySet(input, 'corpus.format=beir');
+    assert.deepEqual(input, {
+      prepare_corpus: { seed: 1, empty_text: 'skip', max_passage_tokens: 64 },
+      corpus: { format: 'beir' },
+    });
+    assert.throws(() => applySet(input, '=x'), /KEY=VALUE/);
+    assert.throws(() => applySet(input, 'a..b=1'), /KEY=VALUE/);
+  });
+
+  it('reports a bad --set value through validation with exit 2', () => {
+    const r = cotmae('run', '--corpus', '/tmp', '--set', 'prepare_corpus.max_passage_tokens=lots');
+    assert.equal(r.code, 2);
+    assert.match(r.err, /prepare_corpus\.max_passage_tokens/);
+  });
+});

@@ -6,7 +6,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import type { CorpusTokenizer } from '../../../lib/corpus';
+import { Readable } from 'node:stream';
+import type { ByteRange, CorpusTokenizer, InputFile } from '../../../lib/corpus';
 import { trainWordPieceTokenizer } from '../../../lib/corpus';
 
 /** Compiled tests run from dist/test/unit/corpus: the repo root is four levels up. */
@@ -99,4 +100,19 @@ const FIXTURE_TEXTS = [
 /** A small WordPiece tokenizer trained on fixture-like English and Hebrew text (vocab grows as needed). */
 export async function smallTokenizer(dir: string, vocabSize = 400): Promise<CorpusTokenizer> {
   return trainWordPieceTokenizer(FIXTURE_TEXTS, { vocab_size: vocabSize, lowercase: true }, join(dir, 'tokenizer'));
+}
+
+/** An InputFile over bytes in memory, with ranged reads (stands in for S3 in tests). */
+export function memoryInput(name: string, content: string | Buffer): InputFile {
+  const bytes = typeof content === 'string' ? Buffer.from(content) : content;
+  return {
+    name,
+    size: bytes.length,
+    open: async (range?: ByteRange) => Readable.from([range ? bytes.subarray(range.start, range.end) : bytes]),
+  };
+}
+
+/** JSONL corpus lines for `{id, text}` documents. */
+export function jsonlDocs(docs: { id: string; text: string; title?: string }[]): string {
+  return docs.map((d) => `${JSON.stringify(d)}\n`).join('');
 }
