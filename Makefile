@@ -16,7 +16,7 @@ TS_SOURCES = $(shell find $(TS_DIRS) -type f \( -name '*.ts' -o -name '*.json' \
 NODE_TEST := node --test --test-concurrency=1 --test-reporter=spec
 
 .PHONY: setup build lint test test-unit test-python test-integration demo clean distclean lock \
-	temporal-up temporal-down temporal-status
+	temporal-up temporal-down temporal-status s3-up s3-down
 
 setup:
 	@bash scripts/setup.sh
@@ -79,6 +79,14 @@ temporal-down:
 
 temporal-status: build
 	@node dist/infra/temporal.js status
+
+# S3-compatible server (moto) for `--artifacts s3://...` on one machine; `node dist/infra/s3.js env` prints its settings.
+s3-up: build
+	@node dist/infra/s3.js start
+
+s3-down:
+	@if [[ ! -f dist/infra/s3.js ]]; then $(MAKE) --no-print-directory -s build; fi; \
+	node dist/infra/s3.js stop
 
 # Build outputs only; set-up (node_modules, faiss-node addon, .venv) and the dev server's SQLite file stay.
 clean:

@@ -38,6 +38,8 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`unknown command ${JSON.stringify(name)}\n\n${MAIN_HELP}\n`);
     return 2;
   }
+  // The AWS SDK warns on every start that Node 20 support ends; it says nothing about this run.
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // Worker and SDK chatter only when something is wrong; COTMAE_LOG_LEVEL=INFO for more.
   Runtime.install({ logger: new DefaultLogger((process.env.COTMAE_LOG_LEVEL as 'WARN') ?? 'WARN') });
   try {

@@ -74,3 +74,13 @@ export class InvalidKeyError extends PipelineError {
     this.name = 'InvalidKeyError';
   }
 }
+
+/** A folder already holds a committed artifact and the writer was not asked to overwrite it. */
+export class ArtifactExistsError extends PipelineError {
+  readonly type = 'ArtifactExists';
+  readonly retryable = false;
+  constructor(readonly uri: string) {
+    super(`artifact ${uri}: already committed (pass overwrite: true to replace it, or reuse it)`);
+    this.name = 'ArtifactExistsError';
+  }
+}

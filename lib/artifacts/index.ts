@@ -1,4 +1,6 @@
 /** Artifact storage: stores (local directory, S3), keys, manifests, cache keys. See docs/artifacts.md. */
+
+export { ArtifactExistsError } from '../errors';
 export {
   type CacheKeyInput,
   type CacheKeyParts,
@@ -22,7 +24,6 @@ export {
 } from './keys';
 export { LOCAL_TEMP_MARK, LocalStore, type LocalStoreOptions } from './local';
 export {
-  ArtifactExistsError,
   type ArtifactMeta,
   ArtifactWriter,
   type BeginArtifactOptions,

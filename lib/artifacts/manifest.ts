@@ -16,6 +16,7 @@ import { Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import {
   ArtifactCorruptError,
+  ArtifactExistsError,
   ArtifactMissingError,
   ConfigError,
   InvalidKeyError,
@@ -97,16 +98,6 @@ export interface ReadManifestResult {
   prefix: string;
   manifestSha256: string;
   manifest: Manifest;
-}
-
-/** A folder already holds a committed artifact and the writer was not asked to overwrite it. */
-export class ArtifactExistsError extends PipelineError {
-  readonly type = 'ArtifactExists';
-  readonly retryable = false;
-  constructor(readonly uri: string) {
-    super(`artifact ${uri}: already committed (pass overwrite: true to replace it, or reuse it)`);
-    this.name = 'ArtifactExistsError';
-  }
 }
 
 const SHA256_HEX = /^[0-9a-f]{64}$/;

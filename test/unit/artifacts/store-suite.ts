@@ -23,9 +23,9 @@ import {
   readManifest,
   verifyArtifact,
 } from '../../../lib/artifacts';
-import { ArtifactExistsError } from '../../../lib/artifacts/manifest';
 import {
   ArtifactCorruptError,
+  ArtifactExistsError,
   ArtifactMissingError,
   ConfigError,
   InvalidKeyError,

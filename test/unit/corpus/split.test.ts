@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { type CorpusPrepConfig, type CorpusTokenizer, prepareShard } from '../../../lib/corpus';
+import { writeFile } from 'node:fs/promises';
+import { type CorpusPrepConfig, type CorpusTokenizer, loadTokenizer, prepareShard } from '../../../lib/corpus';
 import {
   jsonlDocs,
   makeTmp,
@@ -110,9 +111,41 @@ describe('passage splitting', () => {
     await assertParity(passages, ids);
   });
 
+  it('re-encodes passages for a tokenizer that is not slice-safe (byte-level BPE)', async () => {
+    await writeFile(join(dir, 'bpe.json'), JSON.stringify(byteLevelTokenizer()));
+    const bpe = await loadTokenizer(join(dir, 'bpe.json'));
+    assert.equal(bpe.sliceSafe, false);
+    const input = memoryInput('d.jsonl', jsonlDocs([{ id: 'b', text: SENTENCES.join(' ') }]));
+    const out = join(dir, 'bpe');
+    await prepareShard({ index: 0, format: 'jsonl', file: input.name }, input, bpe, { max_passage_tokens: 40 }, out);
+    const [passages, ids] = [await readPassages(out), readTokenFile(join(out, 'tokens.bin'))];
+    assert.ok(passages.length > 3);
+    for (const [i, p] of passages.entries()) {
+      assert.deepEqual(ids[i], (await bpe.hf.encode(p.text)).getIds());
+      assert.ok(p.n_tokens <= 40);
+    }
+  });
+
   it('applies NFC before tokenizing and can strip niqqud', async () => {
     const decomposed = 'Cafe\u0301 au lait. בְּרֵאשִׁית בָּרָא׃';
     const { passages } = await split([{ id: 'n', text: decomposed }], { strip_niqqud: true });
     assert.equal(passages[0]?.text, 'Caf\u00e9 au lait. בראשית ברא׃');
   });
 });
+
+/** GPT-2 style byte-level BPE without merges: one token per byte, a sequence-level prefix space. */
+function byteLevelTokenizer() {
+  const printable = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+  const vocab: Record<string, number> = {};
+  let extra = 0;
+  for (let b = 0; b < 256; b += 1) vocab[String.fromCharCode(printable(b) ? b : 256 + extra++)] = b;
+  return {
+    version: '1.0',
+    added_tokens: [],
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    post_processor: null,
+    decoder: null,
+    model: { type: 'BPE', vocab, merges: [], dropout: null, unk_token: null },
+  };
+}
