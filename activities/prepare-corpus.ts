@@ -231,7 +231,14 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
             await writer.addLocalDir(out);
             await recordShardFiles(store, writer, shards);
             const committed = await writer.commit(stats);
-            return { uri: committed.uri, manifestSha256: committed.manifestSha256, stats };
+            return {
+              artifactRoot: plan.artifactRoot,
+              prefix: committed.prefix,
+              tokenizerPrefix: tokenizerPrefix(plan.runId),
+              uri: committed.uri,
+              manifestSha256: committed.manifestSha256,
+              stats,
+            };
           });
         } finally {
           stop();

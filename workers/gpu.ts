@@ -1,6 +1,7 @@
 /** The GPU worker: training activities, one slot per GPU so two trainings never share a device. */
 import { type NativeConnection, Worker } from '@temporalio/worker';
 import { createGpuActivities } from '../activities/gpu';
+import { createPretrainActivities } from '../activities/pretrain';
 import type { StageDeps } from '../activities/support';
 import { GPU_TASK_QUEUE } from '../lib/constants';
 
@@ -13,7 +14,7 @@ export interface GpuWorkerOptions {
 }
 
 export function gpuActivities(deps: StageDeps) {
-  return { ...createGpuActivities(deps) };
+  return { ...createGpuActivities(deps), ...createPretrainActivities(deps) };
 }
 
 export async function createGpuWorker(opts: GpuWorkerOptions): Promise<Worker> {

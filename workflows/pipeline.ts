@@ -14,8 +14,9 @@ import {
   type StageProgress,
   withStage,
 } from '../lib/pipeline/progress';
-import type { PipelineInput, PipelineResult } from '../lib/pipeline/types';
+import type { PipelineInput, PipelineResult, PretrainResult } from '../lib/pipeline/types';
 import { prepareCorpus } from './prepare-corpus';
+import { pretrain } from './pretrain';
 import { CorpusKey, PipelineRunKey, PipelineStageKey, progressQuery, stageProgressSignal } from './shared';
 
 type Activities = ReturnType<typeof createPipelineActivities>;
@@ -28,7 +29,7 @@ const control = proxyActivities<Activities>({
 });
 
 /**
- * The whole pipeline. Today: corpus preparation; later stages append here. Each stage is a child
+ * The whole pipeline. Today: corpus preparation → pre-training; later stages append here. Each stage is a child
  * workflow so it can be retried or re-run on its own; this workflow only decides the order and keeps
  * the progress that the `progress` query, the Web UI details and the search attributes show.
  */
@@ -40,7 +41,10 @@ export async function pipeline(rawInput: PipelineInput): Promise<PipelineResult>
   let progress: PipelineProgress = {
     runId: input.run_id,
     state: 'running',
-    stages: [{ stage: STAGES.prepareCorpus, state: 'pending' }],
+    stages: [
+      { stage: STAGES.prepareCorpus, state: 'pending' },
+      ...(input.pretrain ? [{ stage: STAGES.pretrain, state: 'pending' as const }] : []),
+    ],
   };
   const update = (stage: StageProgress) => {
     progress = withStage(progress, stage);
@@ -89,8 +93,38 @@ export async function pipeline(rawInput: PipelineInput): Promise<PipelineResult>
     message: '',
   });
 
+  let pretrained: PretrainResult | undefined;
+  if (input.pretrain) {
+    const config = input.pretrain;
+    pretrained = await runStage(STAGES.pretrain, () =>
+      executeChild(pretrain, {
+        workflowId: `${workflowInfo().workflowId}/${STAGES.pretrain}`,
+        taskQueue: CPU_TASK_QUEUE,
+        args: [
+          {
+            activity: {
+              runId: input.run_id,
+              artifactRoot: corpus.artifactRoot,
+              corpusPrefix: corpus.prefix,
+              tokenizerPrefix: corpus.tokenizerPrefix,
+              config,
+            },
+            training: input.training,
+          },
+        ],
+      }),
+    );
+    update({
+      stage: STAGES.pretrain,
+      state: 'completed',
+      artifact: pretrained.uri,
+      counts: pretrained.stats,
+      message: '',
+    });
+  }
+
   progress = { ...progress, state: 'completed' };
   upsertSearchAttributes([{ key: PipelineStageKey, value: 'done' }]);
   setCurrentDetails(describeProgress(progress));
-  return { runId: input.run_id, corpus };
+  return { runId: input.run_id, corpus, ...(pretrained ? { pretrain: pretrained } : {}) };
 }

@@ -56,13 +56,13 @@ export async function workerCommand(argv: string[]): Promise<number> {
           '--max-activities',
         ) ?? 2;
       worker = await createCpuWorker({ connection, namespace: opts.namespace, deps, maxActivities });
-      serves = `${CPU_TASK_QUEUE}: workflows pipeline, prepareCorpus; corpus activities (${maxActivities} at once)`;
+      serves = `${CPU_TASK_QUEUE}: workflows pipeline, prepareCorpus, pretrain; corpus activities (${maxActivities} at once)`;
     } else {
       const gpus =
         positiveInt((values.gpus as string) ?? process.env.COTMAE_GPUS, '--gpus') ??
         Math.max(1, (await listGpus()).length);
       worker = await createGpuWorker({ connection, namespace: opts.namespace, deps, gpus });
-      serves = `${GPU_TASK_QUEUE}: training activities (${gpus} at once)`;
+      serves = `${GPU_TASK_QUEUE}: pretrain (${gpus} at once)`;
     }
     process.stderr.write(
       `cotmae ${kind} worker on ${describeTemporalConnection(opts)}\n  serving ${serves}\n  artifacts default ${deps.defaultArtifactRoot}, work dir ${deps.workDir}\n`,

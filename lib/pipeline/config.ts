@@ -5,14 +5,44 @@
 import { DEFAULT_CORPUS_PREP_CONFIG, validateCorpusPrepConfig } from '../corpus/config';
 import { CORPUS_FORMATS, type CorpusPrepConfig } from '../corpus/types';
 import { ConfigError } from '../errors';
-import type { PipelineInput, PrepareCorpusConfig, ResolvedPipelineInput } from './types';
+import type {
+  PipelineInput,
+  PrepareCorpusConfig,
+  PretrainConfig,
+  ResolvedPipelineInput,
+  TrainingSupervision,
+} from './types';
 
 export const DEFAULT_PREPARE_CORPUS_CONFIG: Readonly<PrepareCorpusConfig> = Object.freeze({
   ...DEFAULT_CORPUS_PREP_CONFIG,
   max_parallel_shards: 4,
 });
 
-const TOP_LEVEL_KEYS = ['run_id', 'artifacts', 'corpus', 'tokenizer', 'prepare_corpus'];
+const TOP_LEVEL_KEYS = [
+  'run_id',
+  'artifacts',
+  'corpus',
+  'tokenizer',
+  'prepare_corpus',
+  'pretrain',
+  'training',
+];
+
+export const DEFAULT_TRAINING_SUPERVISION: Readonly<TrainingSupervision> = Object.freeze({
+  heartbeat_timeout_s: 300,
+  max_attempts: 20,
+});
+
+/**
+ * Pre-training defaults for the pipeline: a small BERT from scratch (works on any corpus, CPU included).
+ * Real runs pass `model_init` (a local BERT-family dir) and their own sizes; every key is the trainer's.
+ */
+export const DEFAULT_PRETRAIN_CONFIG: Readonly<PretrainConfig> = Object.freeze({
+  model_config: { hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 2, intermediate_size: 512 },
+  max_steps: 200,
+  batch_size: 16,
+  checkpoint_every: 50,
+});
 
 /** Returns every problem of `raw` as "key: reason"; empty means valid. */
 export function validatePipelineInput(raw: unknown): string[] {
@@ -46,6 +76,21 @@ export function validatePipelineInput(raw: unknown): string[] {
         );
       problems.push(...validateCorpusPrepConfig(domain).map((p) => `prepare_corpus.${p}`));
     }
+  }
+  if (raw.pretrain !== undefined && raw.pretrain !== null && !isObject(raw.pretrain))
+    problems.push('pretrain: must be an object (the trainer config) or null to skip pre-training');
+  problems.push(...validateTraining(raw.training));
+  return problems;
+}
+
+function validateTraining(training: unknown): string[] {
+  if (training === undefined) return [];
+  if (!isObject(training)) return ['training: must be an object'];
+  const problems: string[] = [];
+  for (const [key, value] of Object.entries(training)) {
+    if (!(key in DEFAULT_TRAINING_SUPERVISION)) problems.push(`training.${key}: unknown key`);
+    else if (!(Number.isInteger(value) && (value as number) >= 1))
+      problems.push(`training.${key}: must be an integer >= 1, got ${JSON.stringify(value)}`);
   }
   return problems;
 }
@@ -86,6 +131,8 @@ export function resolvePipelineInput(raw: unknown, defaultRunId: string): Resolv
     corpus: { source, format, name: input.corpus.name ?? lastSegment(source) },
     tokenizer: { ...(input.tokenizer ?? {}) },
     prepare_corpus: prepare,
+    pretrain: input.pretrain === null ? null : { ...DEFAULT_PRETRAIN_CONFIG, ...(input.pretrain ?? {}) },
+    training: { ...DEFAULT_TRAINING_SUPERVISION, ...(input.training ?? {}) },
   };
 }
 

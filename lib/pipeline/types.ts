@@ -36,6 +36,23 @@ export interface PipelineInput {
   tokenizer?: TokenizerSource;
   /** Partial: missing keys take the documented defaults. */
   prepare_corpus?: Partial<PrepareCorpusConfig>;
+  /**
+   * Pre-training config, passed unchanged to `python -m cotmae_trainer pretrain` (snake_case keys, defaults and
+   * meaning in trainer/README.md); `null` skips pre-training.
+   */
+  pretrain?: PretrainConfig | null;
+  /** How the GPU stages are supervised. */
+  training?: Partial<TrainingSupervision>;
+}
+
+/** The trainer's own config object: validated by the trainer (unknown keys are errors naming the key). */
+export type PretrainConfig = Record<string, unknown>;
+
+export interface TrainingSupervision {
+  /** A GPU activity silent this long is presumed dead and retried elsewhere (default 300 s). */
+  heartbeat_timeout_s: number;
+  /** Attempts of a training activity before the stage fails (default 20; bad input is never retried). */
+  max_attempts: number;
 }
 
 /** The input after validation: every default filled in. */
@@ -45,11 +62,35 @@ export interface ResolvedPipelineInput {
   corpus: Required<CorpusSource>;
   tokenizer: TokenizerSource;
   prepare_corpus: PrepareCorpusConfig;
+  pretrain: PretrainConfig | null;
+  training: TrainingSupervision;
 }
 
 export interface PipelineResult {
   runId: string;
   corpus: PrepareCorpusResult;
+  pretrain?: PretrainResult;
+}
+
+/** The pre-training child workflow's input. */
+export interface PretrainWorkflowInput {
+  activity: PretrainInput;
+  training: TrainingSupervision;
+}
+
+export interface PretrainInput {
+  runId: string;
+  artifactRoot: string;
+  /** Store prefixes (relative to the root) of the committed inputs. */
+  corpusPrefix: string;
+  tokenizerPrefix: string;
+  config: PretrainConfig;
+}
+
+export interface PretrainResult {
+  uri: string;
+  manifestSha256: string;
+  stats: Record<string, number>;
 }
 
 export interface PrepareCorpusInput {
@@ -102,6 +143,10 @@ export interface FinalizeCorpusInput {
 }
 
 export interface PrepareCorpusResult {
+  /** The resolved artifact root, and the store prefixes of the corpus and tokenizer artifacts. */
+  artifactRoot: string;
+  prefix: string;
+  tokenizerPrefix: string;
   uri: string;
   manifestSha256: string;
   stats: Record<string, number>;
