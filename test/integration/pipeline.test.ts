@@ -49,6 +49,7 @@ describe('pipeline workflow (real Temporal, local artifact directory)', { timeou
       artifacts,
       corpus: { source: corpus },
       prepare_corpus: SMALL_SHARDS,
+      pretrain: null,
     });
     assert.equal(result.runId, 'it-local');
     assert.equal(result.corpus.stats.documents, 60);
@@ -93,7 +94,13 @@ describe('pipeline workflow (real Temporal, local artifact directory)', { timeou
   });
 
   it('re-running the same run id reuses the committed shards', async () => {
-    const input = { run_id: 'it-rerun', artifacts, corpus: { source: corpus }, prepare_corpus: SMALL_SHARDS };
+    const input = {
+      run_id: 'it-rerun',
+      artifacts,
+      corpus: { source: corpus },
+      prepare_corpus: SMALL_SHARDS,
+      pretrain: null,
+    };
     const { result } = await runPipeline(env, input);
     assert.equal(result.corpus.stats.reused_shards, 0);
     const rerun = await env.client.workflow.start('pipeline', {
@@ -115,7 +122,7 @@ describe('pipeline workflow (real Temporal, local artifact directory)', { timeou
     const started = await env.client.workflow.start('pipeline', {
       taskQueue: CPU_TASK_QUEUE,
       workflowId: 'pipeline-it-bad',
-      args: [{ run_id: 'it-bad', artifacts, corpus: { source: bad } }],
+      args: [{ run_id: 'it-bad', artifacts, corpus: { source: bad }, pretrain: null }],
     });
     const err = await started.result().then(
       () => assert.fail('the run should fail'),
