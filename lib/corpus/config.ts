@@ -2,7 +2,10 @@
 import { ConfigError } from '../errors';
 import { CORPUS_FORMATS, type CorpusPrepConfig } from './types';
 
-/** The npm `tokenizers` trainer learns at most 30000 tokens; we add 5 special tokens. */
+/**
+ * Largest vocab_size a trained tokenizer can have: the npm `tokenizers` trainer learns at most 30000 tokens
+ * and the 5 special tokens come on top. (Kept here, free of native imports: workflow code validates configs.)
+ */
 export const MAX_TRAINED_VOCAB = 30005;
 
 export const DEFAULT_CORPUS_PREP_CONFIG: Readonly<CorpusPrepConfig> = Object.freeze({
@@ -19,7 +22,7 @@ export const DEFAULT_CORPUS_PREP_CONFIG: Readonly<CorpusPrepConfig> = Object.fre
   vocab_size: 30000,
   lowercase: true,
   shard_bytes: 64 << 20,
-  encode_batch_docs: 512,
+  encode_batch_docs: 256,
 });
 
 type Rule = (v: unknown) => string | undefined;

@@ -5,6 +5,7 @@
  * finalizeCorpus (duplicate doc ids, merged stats, doc-id index) → prepareQueries (needs the doc-id index).
  * prepareCorpusLocal does all of it in-process. File formats: docs/formats.md.
  */
+import type { CorpusTokenizer } from '../tokenizer';
 import { detectLayoutFromListing } from './layout';
 import { planShardRanges } from './plan';
 import { prepareQueriesFiles } from './queries';
@@ -49,8 +50,6 @@ export type {
   TextNormalization,
 } from './types';
 export { CORPUS_FORMATS } from './types';
-
-import type { CorpusTokenizer } from '../tokenizer';
 
 /**
  * Decide the input format and the role of each file from a listing of relative paths ('/' separators).

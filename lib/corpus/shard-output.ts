@@ -21,7 +21,8 @@ export interface PassageOut {
   position: number;
   title: string;
   text: string;
-  ids: ArrayLike<number>;
+  /** The passage's ids (special tokens included) as consecutive parts. */
+  parts: readonly ArrayLike<number>[];
 }
 
 export class ShardOutput {
@@ -59,12 +60,14 @@ export class ShardOutput {
   }
 
   async addPassage(p: PassageOut): Promise<void> {
-    const { ids, ...rest } = p;
-    await this.passages.writeLine(JSON.stringify({ ...rest, n_tokens: ids.length }));
-    await this.tokens.add(ids);
+    const n = await this.tokens.add(p.parts);
+    await this.passages.writeLine(
+      `{"id":${JSON.stringify(p.id)},"doc_id":${JSON.stringify(p.doc_id)},"position":${p.position},` +
+        `"title":${JSON.stringify(p.title)},"text":${JSON.stringify(p.text)},"n_tokens":${n}}`,
+    );
     this.stats.passages += 1;
-    this.stats.tokens += ids.length;
-    countPassageLength(this.stats, ids.length);
+    this.stats.tokens += n;
+    countPassageLength(this.stats, n);
   }
 
   async addPair(anchor: number, context: number): Promise<void> {
@@ -80,7 +83,11 @@ export class ShardOutput {
   /** Best effort: close what can be closed, then remove every file of the shard. */
   async discard(): Promise<void> {
     await this.close().catch(() => undefined);
-    const names = [...Object.values(SHARD_FILES), `${SHARD_FILES.tokens}.body`];
+    const names = [
+      ...Object.values(SHARD_FILES),
+      `${SHARD_FILES.tokens}.body`,
+      `${SHARD_FILES.tokens}.offsets`,
+    ];
     await Promise.all(names.map((n) => rm(join(this.outDir, n), { force: true })));
   }
 }

@@ -9,7 +9,8 @@ import { countNewlines, RelativeLineError } from './lines';
 import { contextPosition } from './pairs';
 import { SHARD_FILES, ShardOutput } from './shard-output';
 import { docError, type SourceCounters, type SourceDoc, shardDocuments } from './sources';
-import { type PassageSlice, splitDocument } from './split';
+import { type Passage, packSentences } from './split';
+import { sentenceSpans, type TextSpan } from './text';
 import type { CorpusPrepConfig, InputFile, ShardProgress, ShardResult, ShardSpec } from './types';
 
 const PROGRESS_EVERY_MS = 500;
@@ -65,7 +66,23 @@ export async function runShard(
   return result;
 }
 
-/** Encode batch k+1 (native threads) while batch k is split and written (JS thread). */
+/** A batch of documents with their sentences, being encoded. */
+interface EncodingBatch {
+  docs: SourceDoc[];
+  spans: TextSpan[][];
+  encodings: Promise<HfEncoding[]>;
+}
+
+/** Documents written between two returns to the event loop (see writeBatch). */
+const YIELD_EVERY_DOCS = 32;
+
+/** Batches read ahead of the one being written; their encodes run one after another. */
+const BATCHES_AHEAD = 2;
+
+/**
+ * Encode batch k+1 (native threads) while batch k is split and written (JS thread). Encodes are chained,
+ * not concurrent: concurrent ones would share the cores and all finish late, leaving nothing to overlap.
+ */
 async function processDocuments(
   ctx: ShardContext,
   batches: AsyncIterable<SourceDoc[]>,
@@ -73,19 +90,26 @@ async function processDocuments(
   onProgress?: (p: ShardProgress) => void,
 ): Promise<void> {
   const report = progressReporter(ctx, counters, onProgress);
-  let pending: { docs: SourceDoc[]; encodings: Promise<HfEncoding[]> } | undefined;
+  const queue: EncodingBatch[] = [];
+  let previous: Promise<unknown> = Promise.resolve();
   for await (const docs of batches) {
-    const encodings = ctx.tok.hf.encodeBatch(
-      docs.map((d) => d.text),
-      { addSpecialTokens: false },
-    );
-    encodings.catch(() => undefined); // awaited below; avoids an unhandled rejection if we fail first
-    if (pending) await writeBatch(ctx, pending.docs, await pending.encodings);
-    pending = { docs, encodings };
+    const batch = encodeSentences(ctx, docs, previous);
+    previous = batch.encodings;
+    queue.push(batch);
+    if (queue.length > BATCHES_AHEAD) await writeBatch(ctx, queue.shift() as EncodingBatch);
     report(false);
   }
-  if (pending) await writeBatch(ctx, pending.docs, await pending.encodings);
+  for (const batch of queue) await writeBatch(ctx, batch);
   report(true);
+}
+
+function encodeSentences(ctx: ShardContext, docs: SourceDoc[], after: Promise<unknown>): EncodingBatch {
+  const spans = docs.map((d) => sentenceSpans(d.text));
+  const texts = docs.flatMap((d, i) => (spans[i] as TextSpan[]).map((s) => d.text.slice(s.start, s.end)));
+  const encode = () => ctx.tok.hf.encodeBatch(texts, { addSpecialTokens: false });
+  const encodings = after.then(encode, encode);
+  encodings.catch(() => undefined); // awaited in writeBatch; avoids an unhandled rejection if we fail first
+  return { docs, spans, encodings };
 }
 
 function progressReporter(
@@ -102,74 +126,65 @@ function progressReporter(
   };
 }
 
-async function writeBatch(ctx: ShardContext, docs: SourceDoc[], encodings: HfEncoding[]): Promise<void> {
-  const split = docs.map((doc, i) => splitDoc(ctx, doc, encodings[i] as HfEncoding));
-  const ids = ctx.tok.sliceSafe ? slicedIds(ctx, split, encodings) : await reencodedIds(ctx, docs, split);
+async function writeBatch(ctx: ShardContext, batch: EncodingBatch): Promise<void> {
+  const encodings = await batch.encodings;
   let next = 0;
-  for (const [i, doc] of docs.entries()) {
-    const slices = split[i] as PassageSlice[];
-    await writeDoc(ctx, doc, slices, ids.slice(next, next + slices.length));
-    next += slices.length;
+  const split = batch.docs.map((doc, i) => {
+    const spans = batch.spans[i] as TextSpan[];
+    const passages = splitDoc(ctx, doc, spans, encodings.slice(next, next + spans.length));
+    next += spans.length;
+    return passages;
+  });
+  if (!ctx.tok.sliceSafe) await reencode(ctx, batch.docs, split);
+  for (const [i, doc] of batch.docs.entries()) {
+    await writeDoc(ctx, doc, split[i] as Passage[]);
+    // Let the event loop deliver a finished encode, so that the chained next one starts without waiting
+    // for this whole batch to be written.
+    if (i % YIELD_EVERY_DOCS === YIELD_EVERY_DOCS - 1) await new Promise((resolve) => setImmediate(resolve));
   }
 }
 
 /** Passages of one document; none for an empty text when empty_text is 'skip'. */
-function splitDoc(ctx: ShardContext, doc: SourceDoc, enc: HfEncoding): PassageSlice[] {
-  const { slices, truncations } = splitDocument(doc.text, enc, ctx.budget);
-  if (slices.length === 0 && ctx.cfg.empty_text === 'error') {
+function splitDoc(ctx: ShardContext, doc: SourceDoc, spans: TextSpan[], encodings: HfEncoding[]): Passage[] {
+  const { passages, truncations } = packSentences(doc.text, spans, encodings, ctx.budget);
+  if (passages.length === 0 && ctx.cfg.empty_text === 'error') {
     const reason = doc.text.trim().length === 0 ? 'empty text' : 'text has no tokens';
     throw docError(ctx.file, doc, `${reason} (set empty_text: 'skip' to skip such documents)`);
   }
   ctx.out.stats.truncations += truncations;
-  return slices;
+  return passages;
 }
 
-/** Slice-safe tokenizers: a passage's ids are a slice of its document's encoding plus the specials. */
-function slicedIds(ctx: ShardContext, split: PassageSlice[][], encodings: HfEncoding[]): number[][] {
-  const { prefixIds, suffixIds } = ctx.tok;
-  return split.flatMap((slices, i) => {
-    const docIds = (encodings[i] as HfEncoding).getIds();
-    return slices.map((s) => [...prefixIds, ...docIds.slice(s.tokenStart, s.tokenEnd), ...suffixIds]);
-  });
-}
-
-/** Other tokenizers: encode each passage alone; one still over the limit is truncated and counted. */
-async function reencodedIds(
-  ctx: ShardContext,
-  docs: SourceDoc[],
-  split: PassageSlice[][],
-): Promise<number[][]> {
-  const texts = split.flatMap((slices, i) =>
-    slices.map((s) => docs[i]?.text.slice(s.charStart, s.charEnd) ?? ''),
-  );
+/**
+ * Tokenizers that are not slice-safe: a passage's ids are those of encoding its text alone (special
+ * tokens included); one still over the limit is truncated (its suffix kept) and counted.
+ */
+async function reencode(ctx: ShardContext, docs: SourceDoc[], split: Passage[][]): Promise<void> {
+  const passages = split.flat();
+  const texts = split.flatMap((ps, i) => ps.map((p) => docs[i]?.text.slice(p.charStart, p.charEnd) ?? ''));
   const max = ctx.cfg.max_passage_tokens;
-  return (await ctx.tok.hf.encodeBatch(texts)).map((enc) => {
+  const suffix = ctx.tok.suffixIds;
+  (await ctx.tok.hf.encodeBatch(texts)).forEach((enc, i) => {
     const ids = enc.getIds();
-    if (ids.length <= max) return ids;
-    ctx.out.stats.truncations += 1;
-    return [...ids.slice(0, max - ctx.tok.suffixIds.length), ...ctx.tok.suffixIds];
+    if (ids.length > max) ctx.out.stats.truncations += 1;
+    (passages[i] as Passage).fullIds =
+      ids.length <= max ? ids : [...ids.slice(0, max - suffix.length), ...suffix];
   });
 }
 
-async function writeDoc(
-  ctx: ShardContext,
-  doc: SourceDoc,
-  slices: PassageSlice[],
-  ids: number[][],
-): Promise<void> {
-  const { out, cfg } = ctx;
+async function writeDoc(ctx: ShardContext, doc: SourceDoc, passages: Passage[]): Promise<void> {
+  const { out, cfg, tok } = ctx;
   await out.addDoc(doc.id, doc.line);
   const base = out.nextPassageIndex;
-  const n = slices.length;
-  for (const [k, s] of slices.entries()) {
-    const text = doc.text.slice(s.charStart, s.charEnd);
+  const n = passages.length;
+  for (const [k, p] of passages.entries()) {
     await out.addPassage({
       id: `${doc.id}#${k}`,
       doc_id: doc.id,
       position: k,
       title: doc.title,
-      text,
-      ids: ids[k] as number[],
+      text: doc.text.slice(p.charStart, p.charEnd),
+      parts: p.fullIds ? [p.fullIds] : [tok.prefixIds, ...p.chunks, tok.suffixIds],
     });
   }
   if (n === 0) out.stats.empty_docs += 1;

@@ -34,31 +34,38 @@ export async function* shardDocuments(
   cfg: CorpusPrepConfig,
   counters: SourceCounters,
 ): AsyncGenerator<SourceDoc[]> {
-  const docs = shard.format === 'squad' ? squadDocs(input) : lineDocs(shard, input, cfg, counters);
+  const chunks = shard.format === 'squad' ? squadDocs(input) : lineDocs(shard, input, cfg, counters);
   let batch: SourceDoc[] = [];
-  for await (const doc of docs) {
-    batch.push({ ...doc, text: normalizeText(doc.text, cfg), title: normalizeText(doc.title, cfg) });
-    if (batch.length >= cfg.encode_batch_docs) {
-      yield batch;
-      batch = [];
+  for await (const docs of chunks) {
+    for (const doc of docs) {
+      doc.text = normalizeText(doc.text, cfg);
+      doc.title = normalizeText(doc.title, cfg);
+      batch.push(doc);
+      if (batch.length >= cfg.encode_batch_docs) {
+        yield batch;
+        batch = [];
+      }
     }
   }
   if (batch.length > 0) yield batch;
 }
 
+/** Documents of each chunk of lines (one await per chunk, not per document). */
 async function* lineDocs(
   shard: ShardSpec,
   input: InputFile,
   cfg: CorpusPrepConfig,
   counters: SourceCounters,
-): AsyncGenerator<SourceDoc> {
+): AsyncGenerator<SourceDoc[]> {
   const bytes = await openDecoded(input, shard.range);
   for await (const lines of readLines(bytes, cfg.max_line_bytes, counters)) {
+    const docs: SourceDoc[] = [];
     for (const line of lines) {
       counters.lines = line.no;
       if (isBlank(line)) counters.blankLines += 1;
-      else yield parseDocLine(shard.format, line);
+      else docs.push(parseDocLine(shard.format, line));
     }
+    yield docs;
   }
 }
 
@@ -66,8 +73,8 @@ function isBlank(line: Line): boolean {
   return line.text.trim().length === 0;
 }
 
-async function* squadDocs(input: InputFile): AsyncGenerator<SourceDoc> {
+async function* squadDocs(input: InputFile): AsyncGenerator<SourceDoc[]> {
   for await (const p of readSquadParagraphs(input)) {
-    yield { id: p.docId, title: p.title, text: p.context, line: 0, path: p.path };
+    yield [{ id: p.docId, title: p.title, text: p.context, line: 0, path: p.path }];
   }
 }

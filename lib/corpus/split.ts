@@ -1,47 +1,119 @@
 /**
- * Splitting one encoded document into passages of at most N tokens (special tokens included).
+ * Splitting a document into passages of at most N tokens (special tokens included).
  *
- * The document is encoded once without special tokens; passages are cut between tokens, preferring a
- * sentence end, then whitespace, then any pre-token (word) boundary. With a slice-safe tokenizer (see
- * CorpusTokenizer.sliceSafe) the ids of a slice equal what encoding the passage text alone gives, because
- * normalization and pre-tokenization are local to words and WordPiece is local to a pre-token.
+ * The document is cut into sentences at whitespace after terminal punctuation; the sentences are encoded
+ * (in one batch, without special tokens) and packed greedily into passages. A sentence longer than a
+ * passage is cut between its tokens, preferring whitespace, then any pre-token (word) boundary, using the
+ * offsets of that sentence only. With a slice-safe tokenizer (CorpusTokenizer.sliceSafe) a passage's ids,
+ * the concatenation of its pieces, equal what encoding the passage text alone gives: normalization and
+ * pre-tokenization are local to a word and WordPiece is local to a pre-token, so cutting between words
+ * changes nothing on either side.
  */
 import type { HfEncoding } from '../tokenizer/hf';
-import { sentenceEnds } from './text';
+import type { TextSpan } from './text';
+
+/** A passage: its UTF-16 range in the document text and its ids (no special tokens). */
+export interface Passage {
+  charStart: number;
+  charEnd: number;
+  /** The ids as consecutive chunks (one per sentence or sentence piece): no copying while packing. */
+  chunks: number[][];
+  length: number;
+  /** Set when the passage was re-encoded alone: its ids with special tokens (tokenizers not slice-safe). */
+  fullIds?: number[];
+}
+
+export interface DocumentSplit {
+  passages: Passage[];
+  /** Words longer than a passage, kept only up to the budget (the rest of the word is dropped). */
+  truncations: number;
+}
+
+/** Pack the sentences `spans` of `text` (encoded as `encodings`) into passages of at most `budget` ids. */
+export function packSentences(
+  text: string,
+  spans: TextSpan[],
+  encodings: HfEncoding[],
+  budget: number,
+): DocumentSplit {
+  const passages: Passage[] = [];
+  let current: Passage | undefined;
+  let truncations = 0;
+  for (const [s, span] of spans.entries()) {
+    const enc = encodings[s] as HfEncoding;
+    const length = enc.getLength();
+    if (length === 0) continue;
+    const used = current ? current.length : 0;
+    if (length <= budget) {
+      if (current && used + length > budget) {
+        passages.push(current);
+        current = undefined;
+      }
+      current ??= { charStart: span.start, charEnd: span.end, chunks: [], length: 0 };
+      current.charEnd = span.end;
+      current.chunks.push(enc.getIds());
+      current.length += length;
+      continue;
+    }
+    // Too long for any passage: fill the current passage with its head, then cut the rest.
+    const cut = cutLongSentence(text, span, enc, budget, current ? budget - used : 0);
+    truncations += cut.truncations;
+    for (const [i, piece] of cut.pieces.entries()) {
+      if (i === 0 && cut.joinsCurrent && current) {
+        current.charEnd = piece.charEnd;
+        current.chunks.push(...piece.chunks);
+        current.length += piece.length;
+      } else {
+        if (current) passages.push(current);
+        current = piece;
+      }
+    }
+  }
+  if (current) passages.push(current);
+  return { passages, truncations };
+}
 
 /** Boundary classes before token i (higher = better place to cut). */
 const NONE = 0; // inside a word: between two word pieces
 const WORD = 1; // between pre-tokens without a gap, e.g. "foo" | "."
 const SPACE = 2; // a gap (whitespace) between tokens
-const SENTENCE = 3; // a gap containing a sentence end
 
-export interface PassageSlice {
-  /** UTF-16 range of the passage text in the document text. */
-  charStart: number;
-  charEnd: number;
-  /** Token range [tokenStart, tokenEnd) of the document encoding. */
-  tokenStart: number;
-  tokenEnd: number;
-}
-
-export interface DocumentSplit {
-  slices: PassageSlice[];
-  /** Words longer than a passage, kept only up to the budget (the rest of the word is dropped). */
+interface LongCut {
+  pieces: Passage[];
+  /** The first piece fits in the `room` left in the current passage. */
+  joinsCurrent: boolean;
   truncations: number;
 }
 
-/** Cut `enc` (the encoding of `text`, no special tokens) into slices of at most `budget` tokens. */
-export function splitDocument(text: string, enc: HfEncoding, budget: number): DocumentSplit {
-  const { starts, ends } = utf16Offsets(text, enc.getOffsets());
-  const n = starts.length;
-  const cls = boundaryClasses(text, starts, ends, enc.getWordIds());
-  const nextSentence = nextSentenceBoundaries(cls);
-  const slices: PassageSlice[] = [];
-  let truncations = 0;
+function cutLongSentence(
+  text: string,
+  span: TextSpan,
+  enc: HfEncoding,
+  budget: number,
+  room: number,
+): LongCut {
+  const sentence = text.slice(span.start, span.end);
+  const { starts, ends } = utf16Offsets(sentence, enc.getOffsets());
+  const cls = boundaryClasses(starts, ends, enc.getWordIds());
+  const ids = enc.getIds();
+  const n = ids.length;
+  const piece = (a: number, b: number): Passage => ({
+    charStart: span.start + (starts[a] as number),
+    charEnd: span.start + (ends[b - 1] as number),
+    chunks: [ids.slice(a, b)],
+    length: b - a,
+  });
+  const pieces: Passage[] = [];
   let start = 0;
+  let truncations = 0;
+  const head = room > 0 ? pickCut(cls, 0, room) : 0;
+  if (head > 0) {
+    pieces.push(piece(0, head));
+    start = head;
+  }
   while (start < n) {
     const limit = start + budget;
-    let end = limit >= n ? n : pickCut(cls, nextSentence, start, limit, budget);
+    let end = limit >= n ? n : pickCut(cls, start, limit);
     let next = end;
     if (end === start) {
       // One word longer than a whole passage: keep its first pieces (a word-piece prefix re-encodes to
@@ -51,71 +123,35 @@ export function splitDocument(text: string, enc: HfEncoding, budget: number): Do
       while (next < n && cls[next] === NONE) next += 1;
       truncations += 1;
     }
-    slices.push({
-      charStart: starts[start] as number,
-      charEnd: ends[end - 1] as number,
-      tokenStart: start,
-      tokenEnd: end,
-    });
+    pieces.push(piece(start, end));
     start = next;
   }
-  return { slices, truncations };
+  return { pieces, joinsCurrent: head > 0, truncations };
 }
 
-/** Where to end a passage starting at `start` that cannot reach past `limit`; `start` = no boundary. */
-function pickCut(
-  cls: Uint8Array,
-  nextSentence: Int32Array,
-  start: number,
-  limit: number,
-  budget: number,
-): number {
-  const sentence = lastBoundary(cls, start, limit, SENTENCE);
-  // Cut at the last sentence end unless the sentence after it is too long for any passage anyway:
-  // then fill this passage and cut that sentence at a space.
-  if (sentence > start && (nextSentence[sentence] as number) - sentence <= budget) return sentence;
-  const space = lastBoundary(cls, start, limit, SPACE);
-  return space > start ? space : lastBoundary(cls, start, limit, WORD);
-}
-
-function lastBoundary(cls: Uint8Array, start: number, limit: number, atLeast: number): number {
-  for (let i = limit; i > start; i -= 1) if ((cls[i] as number) >= atLeast) return i;
-  return start;
+/** The last boundary in (start, limit], preferring whitespace; `start` when there is none. */
+function pickCut(cls: Uint8Array, start: number, limit: number): number {
+  let word = start;
+  for (let i = limit; i > start; i -= 1) {
+    if (cls[i] === SPACE) return i;
+    if (cls[i] === WORD && word === start) word = i;
+  }
+  return word;
 }
 
 function boundaryClasses(
-  text: string,
   starts: Int32Array,
   ends: Int32Array,
   wordIds: (number | null | undefined)[],
 ): Uint8Array {
   const n = starts.length;
   const cls = new Uint8Array(n + 1);
-  cls[0] = SENTENCE;
-  cls[n] = SENTENCE;
-  const sentEnds = sentenceEnds(text);
-  let q = 0;
+  cls[n] = SPACE;
   for (let i = 1; i < n; i += 1) {
     if (wordIds[i] === wordIds[i - 1]) continue; // NONE
-    const gapStart = ends[i - 1] as number;
-    const gapEnd = starts[i] as number;
-    if (gapEnd <= gapStart) {
-      cls[i] = WORD;
-      continue;
-    }
-    while (q < sentEnds.length && (sentEnds[q] as number) < gapStart) q += 1;
-    cls[i] = q < sentEnds.length && (sentEnds[q] as number) <= gapEnd ? SENTENCE : SPACE;
+    cls[i] = (starts[i] as number) > (ends[i - 1] as number) ? SPACE : WORD;
   }
   return cls;
-}
-
-/** nextSentence[i] = the first sentence boundary after i (n when none). */
-function nextSentenceBoundaries(cls: Uint8Array): Int32Array {
-  const n = cls.length - 1;
-  const next = new Int32Array(n + 1);
-  next[n] = n;
-  for (let i = n - 1; i >= 0; i -= 1) next[i] = cls[i + 1] === SENTENCE ? i + 1 : (next[i + 1] as number);
-  return next;
 }
 
 /** Token offsets from the tokenizer count code points; JS strings index UTF-16 units. */

@@ -18,11 +18,34 @@ export function normalizeText(
 // closing quotes/brackets, when whitespace follows; a line break always ends one.
 const SENTENCE_END = /[.!?…\u05C3\u061F\u06D4\u3002\uFF01\uFF1F]+["'”’»)\]\u05F4]*(?=\s)|\n/g;
 
-/** UTF-16 indexes just after each sentence end, ascending. */
-export function sentenceEnds(text: string): number[] {
-  const ends: number[] = [];
-  SENTENCE_END.lastIndex = 0;
-  for (let m = SENTENCE_END.exec(text); m !== null; m = SENTENCE_END.exec(text))
-    ends.push(m.index + m[0].length);
-  return ends;
+/** A UTF-16 range [start, end) of a text. */
+export interface TextSpan {
+  start: number;
+  end: number;
 }
+
+/**
+ * The sentences of `text`, whitespace trimmed, empty ones left out. Every cut is at whitespace, so for a
+ * slice-safe tokenizer the sentences' tokens are exactly the text's tokens.
+ */
+export function sentenceSpans(text: string): TextSpan[] {
+  const spans: TextSpan[] = [];
+  let from = 0;
+  SENTENCE_END.lastIndex = 0;
+  for (let m = SENTENCE_END.exec(text); m !== null; m = SENTENCE_END.exec(text)) {
+    pushTrimmed(text, from, m.index + m[0].length, spans);
+    from = m.index + m[0].length;
+  }
+  pushTrimmed(text, from, text.length, spans);
+  return spans;
+}
+
+function pushTrimmed(text: string, start: number, end: number, spans: TextSpan[]): void {
+  let a = start;
+  let b = end;
+  while (a < b && WHITESPACE.test(text.charAt(a))) a += 1;
+  while (b > a && WHITESPACE.test(text.charAt(b - 1))) b -= 1;
+  if (b > a) spans.push({ start: a, end: b });
+}
+
+const WHITESPACE = /\s/;

@@ -82,7 +82,7 @@ export interface CorpusPrepConfig {
   lowercase: boolean;
   /** Target bytes per shard for splittable (uncompressed line-based) files. Default 64 MiB. */
   shard_bytes: number;
-  /** Documents per encodeBatch call. Default 512. */
+  /** Documents per encodeBatch call. Default 256. */
   encode_batch_docs: number;
 }
 

@@ -131,9 +131,15 @@ export function resolvePipelineInput(raw: unknown, defaultRunId: string): Resolv
     corpus: { source, format, name: input.corpus.name ?? lastSegment(source) },
     tokenizer: { ...(input.tokenizer ?? {}) },
     prepare_corpus: prepare,
-    pretrain: input.pretrain === null ? null : { ...DEFAULT_PRETRAIN_CONFIG, ...(input.pretrain ?? {}) },
+    pretrain: input.pretrain === null ? null : withPretrainDefaults(input.pretrain ?? {}),
     training: { ...DEFAULT_TRAINING_SUPERVISION, ...(input.training ?? {}) },
   };
+}
+
+/** The defaults' from-scratch model_config only applies when the user names no model_init of their own. */
+function withPretrainDefaults(user: PretrainConfig): PretrainConfig {
+  const { model_config, ...rest } = DEFAULT_PRETRAIN_CONFIG;
+  return { ...rest, ...(user.model_init ? {} : { model_config }), ...user };
 }
 
 function lastSegment(source: string): string {

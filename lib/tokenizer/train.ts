@@ -9,6 +9,7 @@ import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { MAX_TRAINED_VOCAB } from '../corpus/config';
 import { ConfigError } from '../errors';
 import { type HfTokenizer, hf } from './hf';
 import { SPECIAL_TOKENS, writeHfTokenizerDir } from './hf-dir';
@@ -22,8 +23,6 @@ export interface TrainTokenizerOptions {
   lowercase: boolean;
 }
 
-const TRAINER_CAP = 30000;
-
 /**
  * Train a BERT WordPiece tokenizer on `texts` (already normalized, one document each) and save it as an HF
  * tokenizer directory in `outDir` (tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json).
@@ -33,11 +32,8 @@ export async function trainWordPieceTokenizer(
   opts: TrainTokenizerOptions,
   outDir: string,
 ): Promise<CorpusTokenizer> {
-  if (opts.vocab_size > TRAINER_CAP + SPECIAL_TOKENS.length || opts.vocab_size <= SPECIAL_TOKENS.length) {
-    throw new ConfigError(
-      'vocab_size',
-      `must be in (${SPECIAL_TOKENS.length}, ${TRAINER_CAP + SPECIAL_TOKENS.length}]`,
-    );
+  if (opts.vocab_size > MAX_TRAINED_VOCAB || opts.vocab_size <= SPECIAL_TOKENS.length) {
+    throw new ConfigError('vocab_size', `must be in (${SPECIAL_TOKENS.length}, ${MAX_TRAINED_VOCAB}]`);
   }
   await mkdir(outDir, { recursive: true });
   const textFile = join(outDir, `.train-${process.pid}.txt`);

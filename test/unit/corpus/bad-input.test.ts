@@ -6,8 +6,8 @@ import { gzipSync } from 'node:zlib';
 import {
   type CorpusPrepConfig,
   type CorpusTokenizer,
-  detectLayout,
   type DocIdSet,
+  detectLayout,
   type InputFile,
   prepareQueries,
   prepareShard,
@@ -47,15 +47,49 @@ describe('bad input', () => {
   const corpusCases: [string, string | Buffer, string, Partial<CorpusPrepConfig>?][] = [
     ['malformed JSON', `${GOOD}\n{"id": "b", "text": \n`, /^d\.jsonl:2: malformed JSON/.source],
     ['a JSON value that is not an object', `${GOOD}\n[1, 2]\n`, 'd.jsonl:2: expected a JSON object'],
-    ['a missing id', `${GOOD}\n${GOOD.replace('a', 'b')}\n{"text": "x"}\n`, 'd.jsonl:3: missing field "_id" (or "id")'],
+    [
+      'a missing id',
+      `${GOOD}\n${GOOD.replace('a', 'b')}\n{"text": "x"}\n`,
+      'd.jsonl:3: missing field "_id" (or "id")',
+    ],
     ['a missing text', `${GOOD}\n{"id": "b"}\n`, 'd.jsonl:2: missing field "text"'],
-    ['a text that is not a string', `${GOOD}\n{"id": "b", "text": 5}\n`, 'd.jsonl:2: field "text" must be a string'],
-    ['an id with a tab', `${GOOD}\n{"id": "b\\tc", "text": "x"}\n`, 'd.jsonl:2: id "b\\tc" contains a tab or line break'],
+    [
+      'a text that is not a string',
+      `${GOOD}\n{"id": "b", "text": 5}\n`,
+      'd.jsonl:2: field "text" must be a string',
+    ],
+    [
+      'an id with a tab',
+      `${GOOD}\n{"id": "b\\tc", "text": "x"}\n`,
+      'd.jsonl:2: id "b\\tc" contains a tab or line break',
+    ],
     ['an empty text', `${GOOD}\n{"id": "b", "text": "  "}\n`, /^d\.jsonl:2: empty text/.source],
-    ['a text without tokens', `${GOOD}\n{"id": "b", "text": "\\u0000\\u0001"}\n`, /^d\.jsonl:2: text has no tokens/.source],
-    ['invalid UTF-8', Buffer.concat([Buffer.from(`${GOOD}\n{"id": "b", "text": "`), Buffer.from([0xff, 0xfe]), Buffer.from('"}\n')]), 'd.jsonl:2: invalid UTF-8'],
-    ['a line over max_line_bytes', `${GOOD}\n${GOOD}\n{"id": "c", "text": "${'x '.repeat(2000)}"}\n`, 'd.jsonl:3: line longer than 1024 bytes (max_line_bytes)', { max_line_bytes: 1024 }],
-    ['a last line over max_line_bytes without newline', `${GOOD}\n${'y'.repeat(3000)}`, 'd.jsonl:2: line longer than 1024 bytes (max_line_bytes)', { max_line_bytes: 1024 }],
+    [
+      'a text without tokens',
+      `${GOOD}\n{"id": "b", "text": "\\u0000\\u0001"}\n`,
+      /^d\.jsonl:2: text has no tokens/.source,
+    ],
+    [
+      'invalid UTF-8',
+      Buffer.concat([
+        Buffer.from(`${GOOD}\n{"id": "b", "text": "`),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from('"}\n'),
+      ]),
+      'd.jsonl:2: invalid UTF-8',
+    ],
+    [
+      'a line over max_line_bytes',
+      `${GOOD}\n${GOOD}\n{"id": "c", "text": "${'x '.repeat(2000)}"}\n`,
+      'd.jsonl:3: line longer than 1024 bytes (max_line_bytes)',
+      { max_line_bytes: 1024 },
+    ],
+    [
+      'a last line over max_line_bytes without newline',
+      `${GOOD}\n${'y'.repeat(3000)}`,
+      'd.jsonl:2: line longer than 1024 bytes (max_line_bytes)',
+      { max_line_bytes: 1024 },
+    ],
   ];
 
   for (const [what, content, message, config] of corpusCases) {
@@ -78,7 +112,10 @@ describe('bad input', () => {
   });
 
   it('adds first_line when the shard spec knows it', async () => {
-    await assertBadInput(shard(memoryInput('d.jsonl', `${GOOD}\n{x\n`), {}, { first_line: 41 }), /^d\.jsonl:42: malformed JSON/);
+    await assertBadInput(
+      shard(memoryInput('d.jsonl', `${GOOD}\n{x\n`), {}, { first_line: 41 }),
+      /^d\.jsonl:42: malformed JSON/,
+    );
   });
 
   it('leaves no half-written shard files behind', async () => {
@@ -90,10 +127,26 @@ describe('bad input', () => {
 
   const squadCases: [string, string, string][] = [
     ['malformed JSON', '{"data": [{"title": "t", "paragraphs": [', /^q\.json: malformed JSON/.source],
-    ['a missing context', '{"data": [{"title": "t", "paragraphs": [{"qas": []}]}]}', 'q.json: data[0].paragraphs[0].context: missing or not a string'],
-    ['an empty context', '{"data": [{"paragraphs": [{"context": " ", "qas": []}]}]}', 'q.json: data[0].paragraphs[0].context: empty text'],
-    ['no data array', '{"version": "1.1"}', 'q.json: no articles: expected a top-level "data" array of {title, paragraphs}'],
-    ['a question without text', '{"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "1"}]}]}]}', 'q.json: data[0].paragraphs[0].qas[0].question: missing or not a string'],
+    [
+      'a missing context',
+      '{"data": [{"title": "t", "paragraphs": [{"qas": []}]}]}',
+      'q.json: data[0].paragraphs[0].context: missing or not a string',
+    ],
+    [
+      'an empty context',
+      '{"data": [{"paragraphs": [{"context": " ", "qas": []}]}]}',
+      'q.json: data[0].paragraphs[0].context: empty text',
+    ],
+    [
+      'no data array',
+      '{"version": "1.1"}',
+      'q.json: no articles: expected a top-level "data" array of {title, paragraphs}',
+    ],
+    [
+      'a question without text',
+      '{"data": [{"paragraphs": [{"context": "c", "qas": [{"id": "1"}]}]}]}',
+      'q.json: data[0].paragraphs[0].qas[0].question: missing or not a string',
+    ],
   ];
 
   for (const [what, content, message] of squadCases) {
@@ -104,7 +157,11 @@ describe('bad input', () => {
   }
 
   it('rejects SQuAD JSON with invalid UTF-8', async () => {
-    const bytes = Buffer.concat([Buffer.from('{"data": [{"paragraphs": [{"context": "'), Buffer.from([0xc3, 0x28]), Buffer.from('"}]}]}')]);
+    const bytes = Buffer.concat([
+      Buffer.from('{"data": [{"paragraphs": [{"context": "'),
+      Buffer.from([0xc3, 0x28]),
+      Buffer.from('"}]}]}'),
+    ]);
     await assertBadInput(shard(memoryInput('q.json', bytes)), 'q.json: invalid UTF-8');
   });
 
@@ -115,18 +172,52 @@ describe('bad input', () => {
     function run(files: Record<string, string>, config: Partial<CorpusPrepConfig> = {}) {
       const inputs = Object.entries(files).map(([name, content]) => memoryInput(name, content));
       const layout = detectLayout(['corpus.jsonl', ...Object.keys(files)]);
-      return prepareQueries(layout, inputs, docs, config, join(dir, `q-${Math.random().toString(36).slice(2)}`));
+      return prepareQueries(
+        layout,
+        inputs,
+        docs,
+        config,
+        join(dir, `q-${Math.random().toString(36).slice(2)}`),
+      );
     }
 
     const header = 'query-id\tcorpus-id\tscore\n';
     const cases: [string, Record<string, string>, string][] = [
-      ['a duplicate query id', { 'queries.jsonl': `${queries}{"_id": "q1", "text": "again"}\n` }, 'queries.jsonl:3: duplicate query id "q1"'],
-      ['an empty query text', { 'queries.jsonl': '{"_id": "q1", "text": ""}\n' }, 'queries.jsonl:1: empty text'],
-      ['a qrel naming an unknown query', { 'queries.jsonl': queries, 'qrels/test.tsv': `${header}q1\td1\t1\nq9\td1\t1\n` }, 'qrels/test.tsv:3: qrel names unknown query id "q9" (set drop_unknown_qrels to drop such lines)'],
-      ['a qrel naming an unknown doc', { 'queries.jsonl': queries, 'qrels/test.tsv': `${header}q1\td7\t1\n` }, 'qrels/test.tsv:2: qrel names unknown doc id "d7" (set drop_unknown_qrels to drop such lines)'],
-      ['a qrels line with two columns', { 'queries.jsonl': queries, 'qrels/test.tsv': `${header}q1\td1\n` }, 'qrels/test.tsv:2: malformed qrels line: expected query-id<TAB>corpus-id<TAB>score, got 2 columns'],
-      ['a non-integer score', { 'queries.jsonl': queries, 'qrels/test.tsv': `${header}q1\td1\thigh\n` }, 'qrels/test.tsv:2: qrels score must be an integer, got "high"'],
-      ['a duplicate qrel', { 'queries.jsonl': queries, 'qrels/test.tsv': `${header}q1\td1\t1\nq1\td1\t2\n` }, 'qrels/test.tsv:3: duplicate qrel for query "q1" and doc "d1"'],
+      [
+        'a duplicate query id',
+        { 'queries.jsonl': `${queries}{"_id": "q1", "text": "again"}\n` },
+        'queries.jsonl:3: duplicate query id "q1"',
+      ],
+      [
+        'an empty query text',
+        { 'queries.jsonl': '{"_id": "q1", "text": ""}\n' },
+        'queries.jsonl:1: empty text',
+      ],
+      [
+        'a qrel naming an unknown query',
+        { 'queries.jsonl': queries, 'qrels/test.tsv': `${header}q1\td1\t1\nq9\td1\t1\n` },
+        'qrels/test.tsv:3: qrel names unknown query id "q9" (set drop_unknown_qrels to drop such lines)',
+      ],
+      [
+        'a qrel naming an unknown doc',
+        { 'queries.jsonl': queries, 'qrels/test.tsv': `${header}q1\td7\t1\n` },
+        'qrels/test.tsv:2: qrel names unknown doc id "d7" (set drop_unknown_qrels to drop such lines)',
+      ],
+      [
+        'a qrels line with two columns',
+        { 'queries.jsonl': queries, 'qrels/test.tsv': `${header}q1\td1\n` },
+        'qrels/test.tsv:2: malformed qrels line: expected query-id<TAB>corpus-id<TAB>score, got 2 columns',
+      ],
+      [
+        'a non-integer score',
+        { 'queries.jsonl': queries, 'qrels/test.tsv': `${header}q1\td1\thigh\n` },
+        'qrels/test.tsv:2: qrels score must be an integer, got "high"',
+      ],
+      [
+        'a duplicate qrel',
+        { 'queries.jsonl': queries, 'qrels/test.tsv': `${header}q1\td1\t1\nq1\td1\t2\n` },
+        'qrels/test.tsv:3: duplicate qrel for query "q1" and doc "d1"',
+      ],
     ];
     for (const [what, files, message] of cases) {
       it(`rejects ${what}`, async () => {

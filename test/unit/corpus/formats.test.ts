@@ -43,7 +43,12 @@ describe('input formats', () => {
   it('reads gzipped BEIR files to the same passages and qrels as the plain ones', async () => {
     await withTmp(async (out) => {
       await prepareCorpusLocal(join(FIXTURES, 'beir'), join(out, 'plain'), {}, { tokenizer: tok.file });
-      const gz = await prepareCorpusLocal(join(FIXTURES, 'beir-gz'), join(out, 'gz'), {}, { tokenizer: tok.file });
+      const gz = await prepareCorpusLocal(
+        join(FIXTURES, 'beir-gz'),
+        join(out, 'gz'),
+        {},
+        { tokenizer: tok.file },
+      );
       assert.deepEqual(
         await readPassages(join(out, 'gz/shards/00000')),
         await readPassages(join(out, 'plain/shards/00000')),
@@ -58,7 +63,11 @@ describe('input formats', () => {
       assert.equal(r.manifest.stats.docs, 6);
       assert.equal(r.queries?.queries, 5);
       assert.deepEqual(r.queries?.qrels, { dev: 3, train: 2 });
-      assert.deepEqual(await lines(join(out, 'qrels/train.tsv')), ['query-id\tcorpus-id\tscore', '200\t5\t1', '201\t3\t1']);
+      assert.deepEqual(await lines(join(out, 'qrels/train.tsv')), [
+        'query-id\tcorpus-id\tscore',
+        '200\t5\t1',
+        '201\t3\t1',
+      ]);
       assert.equal((await lines(join(out, 'qrels/dev.tsv')))[1], '100\t2\t1');
     });
   });
@@ -76,7 +85,12 @@ describe('input formats', () => {
 
   it('reads SQuAD-style Hebrew QA JSON: paragraphs become documents, questions queries with qrels', async () => {
     await withTmp(async (out) => {
-      const r = await prepareCorpusLocal(join(FIXTURES, 'squad'), out, { strip_niqqud: true }, { tokenizer: tok.file });
+      const r = await prepareCorpusLocal(
+        join(FIXTURES, 'squad'),
+        out,
+        { strip_niqqud: true },
+        { tokenizer: tok.file },
+      );
       assert.equal(r.manifest.stats.docs, 3);
       assert.deepEqual(r.queries?.qrels, { train: 3, validation: 1 });
       assert.equal(r.queries?.unanswerable, 1);

@@ -1,14 +1,15 @@
 /** Shared helpers of the corpus and tokenizer tests (paths, temp dirs, the venv python, output readers). */
 import { execFile } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { Readable } from 'node:stream';
 import type { ByteRange, CorpusTokenizer, InputFile } from '../../../lib/corpus';
 import { trainWordPieceTokenizer } from '../../../lib/corpus';
+import { findPython } from '../../../lib/corpus/python';
 
 /** Compiled tests run from dist/test/unit/corpus: the repo root is four levels up. */
 export const REPO_ROOT = resolve(__dirname, '../../../..');
@@ -33,14 +34,10 @@ export async function withTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   }
 }
 
-/** COTMAE_PYTHON, else <repo>/.venv, else /tmp/meas/venv (the measurement venv); undefined if none exists. */
-export function findPython(): string | undefined {
-  const candidates = [process.env.COTMAE_PYTHON, join(REPO_ROOT, '.venv/bin/python'), '/tmp/meas/venv/bin/python'];
-  return candidates.find((p): p is string => p !== undefined && p !== '' && existsSync(p));
-}
-
-export const PYTHON = findPython();
-export const NO_PYTHON = PYTHON ? false : 'no Python with tokenizers/numpy (set COTMAE_PYTHON or create .venv)';
+export const PYTHON = findPython(REPO_ROOT);
+export const NO_PYTHON = PYTHON
+  ? false
+  : 'no Python with tokenizers/numpy (set COTMAE_PYTHON or create .venv)';
 
 /** Run check_corpus.py with the venv python; returns its JSON output. */
 export async function runCheck(args: string[]): Promise<Record<string, unknown>> {
@@ -73,7 +70,8 @@ export function readTokenFile(path: string): number[][] {
   const count = Number(buf.readBigUInt64LE(16));
   const offsets = Array.from({ length: count + 1 }, (_, i) => Number(buf.readBigUInt64LE(24 + 8 * i)));
   const base = 24 + 8 * (count + 1);
-  const read = (i: number) => (itemBytes === 2 ? buf.readUInt16LE(base + 2 * i) : buf.readUInt32LE(base + 4 * i));
+  const read = (i: number) =>
+    itemBytes === 2 ? buf.readUInt16LE(base + 2 * i) : buf.readUInt32LE(base + 4 * i);
   return offsets.slice(0, -1).map((start, p) => {
     const ids: number[] = [];
     for (let i = start; i < (offsets[p + 1] as number); i += 1) ids.push(read(i));
@@ -85,7 +83,10 @@ export function readTokenFile(path: string): number[][] {
 export function readPairsFile(path: string): [number, number][] {
   const buf = readFileSync(path);
   const count = Number(buf.readBigUInt64LE(16));
-  return Array.from({ length: count }, (_, i) => [buf.readUInt32LE(24 + 8 * i), buf.readUInt32LE(28 + 8 * i)]);
+  return Array.from({ length: count }, (_, i) => [
+    buf.readUInt32LE(24 + 8 * i),
+    buf.readUInt32LE(28 + 8 * i),
+  ]);
 }
 
 const FIXTURE_TEXTS = [
@@ -99,7 +100,11 @@ const FIXTURE_TEXTS = [
 
 /** A small WordPiece tokenizer trained on fixture-like English and Hebrew text (vocab grows as needed). */
 export async function smallTokenizer(dir: string, vocabSize = 400): Promise<CorpusTokenizer> {
-  return trainWordPieceTokenizer(FIXTURE_TEXTS, { vocab_size: vocabSize, lowercase: true }, join(dir, 'tokenizer'));
+  return trainWordPieceTokenizer(
+    FIXTURE_TEXTS,
+    { vocab_size: vocabSize, lowercase: true },
+    join(dir, 'tokenizer'),
+  );
 }
 
 /** An InputFile over bytes in memory, with ranged reads (stands in for S3 in tests). */
@@ -108,7 +113,8 @@ export function memoryInput(name: string, content: string | Buffer): InputFile {
   return {
     name,
     size: bytes.length,
-    open: async (range?: ByteRange) => Readable.from([range ? bytes.subarray(range.start, range.end) : bytes]),
+    open: async (range?: ByteRange) =>
+      Readable.from([range ? bytes.subarray(range.start, range.end) : bytes]),
   };
 }
 

@@ -5,7 +5,13 @@ import { ConfigError } from '../../../lib/errors';
 
 describe('detectLayout', () => {
   it('detects BEIR with queries and qrels splits (gzipped too)', () => {
-    const layout = detectLayout(['README.md', 'corpus.jsonl.gz', 'queries.jsonl', 'qrels/test.tsv', 'qrels/dev.tsv.gz']);
+    const layout = detectLayout([
+      'README.md',
+      'corpus.jsonl.gz',
+      'queries.jsonl',
+      'qrels/test.tsv',
+      'qrels/dev.tsv.gz',
+    ]);
     assert.deepEqual(layout, {
       format: 'beir',
       corpus: ['corpus.jsonl.gz'],
@@ -18,14 +24,29 @@ describe('detectLayout', () => {
   });
 
   it('detects MS MARCO TSV with per-split queries and qrels', () => {
-    const layout = detectLayout(['collection.tsv', 'queries.dev.tsv', 'queries.train.tsv', 'qrels.dev.tsv', 'qrels.train.tsv']);
+    const layout = detectLayout([
+      'collection.tsv',
+      'queries.dev.tsv',
+      'queries.train.tsv',
+      'qrels.dev.tsv',
+      'qrels.train.tsv',
+    ]);
     assert.equal(layout.format, 'msmarco');
-    assert.deepEqual(layout.queries.map((q) => q.split), ['dev', 'train']);
-    assert.deepEqual(layout.qrels.map((q) => q.split), ['dev', 'train']);
+    assert.deepEqual(
+      layout.queries.map((q) => q.split),
+      ['dev', 'train'],
+    );
+    assert.deepEqual(
+      layout.qrels.map((q) => q.split),
+      ['dev', 'train'],
+    );
   });
 
   it('detects SQuAD-style JSON and JSONL documents', () => {
-    assert.deepEqual(detectLayout(['train.json', 'validation.json.gz']).corpus, ['train.json', 'validation.json.gz']);
+    assert.deepEqual(detectLayout(['train.json', 'validation.json.gz']).corpus, [
+      'train.json',
+      'validation.json.gz',
+    ]);
     assert.equal(detectLayout(['train.json']).format, 'squad');
     const jsonl = detectLayout(['part-1.jsonl.gz', 'part-0.jsonl', '.hidden.jsonl']);
     assert.deepEqual([jsonl.format, jsonl.corpus], ['jsonl', ['part-0.jsonl', 'part-1.jsonl.gz']]);
@@ -37,7 +58,10 @@ describe('detectLayout', () => {
   });
 
   it('fails with ConfigError(format) when nothing matches', () => {
-    assert.throws(() => detectLayout(['notes.txt']), (e: unknown) => e instanceof ConfigError && e.key === 'format');
+    assert.throws(
+      () => detectLayout(['notes.txt']),
+      (e: unknown) => e instanceof ConfigError && e.key === 'format',
+    );
     assert.throws(() => detectLayout(['notes.txt'], 'beir'), /no corpus file for format 'beir'/);
   });
 });

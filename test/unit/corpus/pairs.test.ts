@@ -3,7 +3,15 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { type CorpusPrepConfig, type CorpusTokenizer, prepareShard } from '../../../lib/corpus';
 import { contextPosition } from '../../../lib/corpus/pairs';
-import { jsonlDocs, makeTmp, memoryInput, readPassages, readPairsFile, removeTmp, smallTokenizer } from './helpers';
+import {
+  jsonlDocs,
+  makeTmp,
+  memoryInput,
+  readPairsFile,
+  readPassages,
+  removeTmp,
+  smallTokenizer,
+} from './helpers';
 
 const LONG = Array.from({ length: 12 }, (_, i) => `Sentence number ${i} is about heat flow.`).join(' ');
 
@@ -51,10 +59,12 @@ describe('pre-training pairs', () => {
 
   it("'random' depends only on the seed and the passage id", () => {
     const cfg = { pair_strategy: 'random', pair_window: 3, single_passage_docs: 'skip', seed: 1 } as const;
-    const draws = (seed: number) => Array.from({ length: 50 }, (_, k) => contextPosition(k % 10, 10, `d#${k}`, { ...cfg, seed }));
+    const draws = (seed: number) =>
+      Array.from({ length: 50 }, (_, k) => contextPosition(k % 10, 10, `d#${k}`, { ...cfg, seed }));
     assert.deepEqual(draws(1), draws(1));
     assert.notDeepEqual(draws(1), draws(2));
-    for (const [k, c] of draws(3).entries()) assert.ok(c !== k % 10 && Math.abs(c - (k % 10)) <= 3 && c >= 0 && c < 10);
+    for (const [k, c] of draws(3).entries())
+      assert.ok(c !== k % 10 && Math.abs(c - (k % 10)) <= 3 && c >= 0 && c < 10);
   });
 
   it('skips and counts single-passage documents by default', async () => {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { BadInputError } from '../../../lib/errors';
+import { gzipSync } from 'node:zlib';
 import {
   type CorpusTokenizer,
   detectLayout,
@@ -13,6 +12,7 @@ import {
   prepareShard,
   type ShardResult,
 } from '../../../lib/corpus';
+import { BadInputError } from '../../../lib/errors';
 import {
   jsonlDocs,
   makeTmp,
@@ -29,7 +29,10 @@ const TOPICS = ['heat flow', 'shock waves', 'the wing', 'panel flutter', 'ירו
 function corpusDocs(n: number): { id: string; text: string }[] {
   return Array.from({ length: n }, (_, i) => ({
     id: `doc${i}`,
-    text: Array.from({ length: 1 + (i % 7) }, (_, s) => `Sentence ${s} of ${i} is about ${TOPICS[(i + s) % 5]}.`).join(' '),
+    text: Array.from(
+      { length: 1 + (i % 7) },
+      (_, s) => `Sentence ${s} of ${i} is about ${TOPICS[(i + s) % 5]}.`,
+    ).join(' '),
   }));
 }
 
@@ -47,7 +50,9 @@ describe('sharding', () => {
     const shards = await planShards(layout, [input], { shard_bytes: shardBytes });
     const results: ShardResult[] = [];
     for (const shard of shards) {
-      results.push(await prepareShard(shard, input, tok, { max_passage_tokens: 24 }, join(dir, tag, `${shard.index}`)));
+      results.push(
+        await prepareShard(shard, input, tok, { max_passage_tokens: 24 }, join(dir, tag, `${shard.index}`)),
+      );
     }
     return results;
   }
@@ -93,7 +98,10 @@ describe('sharding', () => {
       return { passages, tokens, pairs };
     };
     assert.deepEqual(await collect(many), await collect(one));
-    const [m1, m2] = [await finalizeCorpus(one, join(dir, 'fin-one')), await finalizeCorpus(many, join(dir, 'fin-many'))];
+    const [m1, m2] = [
+      await finalizeCorpus(one, join(dir, 'fin-one')),
+      await finalizeCorpus(many, join(dir, 'fin-many')),
+    ];
     assert.deepEqual(m2.stats, m1.stats);
     let line = 1;
     for (const [i, s] of m2.shards.entries()) {
@@ -132,7 +140,10 @@ describe('sharding', () => {
     const docs = corpusDocs(5);
     docs[3] = { id: 'doc1', text: 'Copied id.' };
     const results = await runAll(memoryInput('docs.jsonl', jsonlDocs(docs)), 1 << 30, 'dup1');
-    await assert.rejects(finalizeCorpus(results, join(dir, 'fin-dup1')), /docs\.jsonl:4: duplicate doc id "doc1"/);
+    await assert.rejects(
+      finalizeCorpus(results, join(dir, 'fin-dup1')),
+      /docs\.jsonl:4: duplicate doc id "doc1"/,
+    );
   });
 
   it('writes a doc-id index that answers membership after finalize', async () => {

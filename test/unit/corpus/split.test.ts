@@ -1,8 +1,13 @@
 import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { writeFile } from 'node:fs/promises';
-import { type CorpusPrepConfig, type CorpusTokenizer, loadTokenizer, prepareShard } from '../../../lib/corpus';
+import {
+  type CorpusPrepConfig,
+  type CorpusTokenizer,
+  loadTokenizer,
+  prepareShard,
+} from '../../../lib/corpus';
 import {
   jsonlDocs,
   makeTmp,
@@ -36,7 +41,13 @@ describe('passage splitting', () => {
   async function split(docs: { id: string; text: string }[], config: Partial<CorpusPrepConfig>) {
     const out = join(dir, `shard-${Math.random().toString(36).slice(2)}`);
     const input = memoryInput('docs.jsonl', jsonlDocs(docs));
-    const result = await prepareShard({ index: 0, format: 'jsonl', file: input.name }, input, tok, config, out);
+    const result = await prepareShard(
+      { index: 0, format: 'jsonl', file: input.name },
+      input,
+      tok,
+      config,
+      out,
+    );
     const passages = await readPassages(out);
     const ids = readTokenFile(join(out, 'tokens.bin'));
     return { result, passages, ids };
@@ -51,7 +62,9 @@ describe('passage splitting', () => {
   }
 
   it('cuts at sentence ends, each passage at most max_passage_tokens including [CLS] and [SEP]', async () => {
-    const { passages, ids } = await split([{ id: 'doc', text: SENTENCES.join(' ') }], { max_passage_tokens: 32 });
+    const { passages, ids } = await split([{ id: 'doc', text: SENTENCES.join(' ') }], {
+      max_passage_tokens: 32,
+    });
     assert.ok(passages.length > 1);
     for (const [i, p] of passages.entries()) {
       assert.ok(p.n_tokens <= 32, `${p.n_tokens} tokens`);
@@ -66,7 +79,13 @@ describe('passage splitting', () => {
   it('names passages docid#k with their 0-based position and keeps the title', async () => {
     const input = memoryInput('d.jsonl', jsonlDocs([{ id: 'x#1', title: 'T', text: SENTENCES.join(' ') }]));
     const out = join(dir, 'named');
-    await prepareShard({ index: 0, format: 'jsonl', file: input.name }, input, tok, { max_passage_tokens: 24 }, out);
+    await prepareShard(
+      { index: 0, format: 'jsonl', file: input.name },
+      input,
+      tok,
+      { max_passage_tokens: 24 },
+      out,
+    );
     const passages = await readPassages(out);
     passages.forEach((p, k) => {
       assert.deepEqual([p.id, p.doc_id, p.position, p.title], [`x#1#${k}`, 'x#1', k, 'T']);
@@ -89,7 +108,8 @@ describe('passage splitting', () => {
   });
 
   it('splits Hebrew at sof pasuq, question and exclamation marks', async () => {
-    const text = 'הכותל המערבי הוא שריד מחומת הר הבית׃ מיליוני מבקרים מגיעים אליו בכל שנה. האם זה עובד? כן, זה עובד היטב!';
+    const text =
+      'הכותל המערבי הוא שריד מחומת הר הבית׃ מיליוני מבקרים מגיעים אליו בכל שנה. האם זה עובד? כן, זה עובד היטב!';
     const { passages, ids } = await split([{ id: 'he', text }], { max_passage_tokens: 20 });
     assert.ok(passages.length > 1);
     for (const p of passages) assert.match(p.text, /[׃.?!]$/);
@@ -117,7 +137,13 @@ describe('passage splitting', () => {
     assert.equal(bpe.sliceSafe, false);
     const input = memoryInput('d.jsonl', jsonlDocs([{ id: 'b', text: SENTENCES.join(' ') }]));
     const out = join(dir, 'bpe');
-    await prepareShard({ index: 0, format: 'jsonl', file: input.name }, input, bpe, { max_passage_tokens: 40 }, out);
+    await prepareShard(
+      { index: 0, format: 'jsonl', file: input.name },
+      input,
+      bpe,
+      { max_passage_tokens: 40 },
+      out,
+    );
     const [passages, ids] = [await readPassages(out), readTokenFile(join(out, 'tokens.bin'))];
     assert.ok(passages.length > 3);
     for (const [i, p] of passages.entries()) {

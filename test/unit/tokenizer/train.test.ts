@@ -39,14 +39,25 @@ describe('trainWordPieceTokenizer', () => {
 
   it('rejects a vocab_size beyond what the npm trainer can learn', async () => {
     await withTmp(async (dir) => {
-      await assert.rejects(trainWordPieceTokenizer(TEXTS, { vocab_size: 40000, lowercase: true }, dir), ConfigError);
+      await assert.rejects(
+        trainWordPieceTokenizer(TEXTS, { vocab_size: 40000, lowercase: true }, dir),
+        ConfigError,
+      );
     });
   });
 
   it('loads in transformers.AutoTokenizer with the same ids as ours', { skip: NO_PYTHON }, async () => {
     await withTmp(async (dir) => {
-      const tok = await trainWordPieceTokenizer(TEXTS, { vocab_size: 300, lowercase: false }, join(dir, 'tok'));
-      const probe = ['Lift increased with the ANGLE of attack!', 'ירושלים היא עיר הבירה.', 'unseen words zebra'];
+      const tok = await trainWordPieceTokenizer(
+        TEXTS,
+        { vocab_size: 300, lowercase: false },
+        join(dir, 'tok'),
+      );
+      const probe = [
+        'Lift increased with the ANGLE of attack!',
+        'ירושלים היא עיר הבירה.',
+        'unseen words zebra',
+      ];
       await writeFile(join(dir, 'texts.json'), JSON.stringify(probe));
       const py = await runCheck(['autotok', join(dir, 'tok'), join(dir, 'texts.json')]);
       assert.deepEqual(py.special, [0, 1, 2, 3, 4]);
@@ -75,7 +86,7 @@ describe('loadTokenizer', () => {
         pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
         post_processor: null,
         decoder: null,
-        model: { type: 'BPE', vocab: { a: 0, 'Ġ': 1 }, merges: [], dropout: null, unk_token: null },
+        model: { type: 'BPE', vocab: { a: 0, Ġ: 1 }, merges: [], dropout: null, unk_token: null },
       };
       await writeFile(join(dir, 'tokenizer.json'), JSON.stringify(spec));
       assert.equal((await loadTokenizer(dir)).sliceSafe, false);
