@@ -67,7 +67,10 @@ describe('pre-training defaults', () => {
   it('fills a from-scratch model unless the user names model_init', () => {
     const scratch = resolvePipelineInput({ corpus: { source: '/c' } }, 'w').pretrain;
     assert.ok(scratch && typeof scratch.model_config === 'object');
-    const init = resolvePipelineInput({ corpus: { source: '/c' }, pretrain: { model_init: '/models/dictabert' } }, 'w').pretrain;
+    const init = resolvePipelineInput(
+      { corpus: { source: '/c' }, pretrain: { model_init: '/models/dictabert' } },
+      'w',
+    ).pretrain;
     assert.ok(init);
     assert.equal(init.model_init, '/models/dictabert');
     assert.equal(init.model_config, undefined);
@@ -76,7 +79,11 @@ describe('pre-training defaults', () => {
 
   it('skips pre-training with pretrain: null and validates training supervision', () => {
     assert.equal(resolvePipelineInput({ corpus: { source: '/c' }, pretrain: null }, 'w').pretrain, null);
-    const problems = validatePipelineInput({ corpus: { source: '/c' }, pretrain: 3, training: { heartbeat_timeout_s: 0, x: 1 } });
+    const problems = validatePipelineInput({
+      corpus: { source: '/c' },
+      pretrain: 3,
+      training: { heartbeat_timeout_s: 0, x: 1 },
+    });
     assert.ok(problems.some((p) => p.startsWith('pretrain:')));
     assert.ok(problems.some((p) => p.startsWith('training.heartbeat_timeout_s:')));
     assert.ok(problems.some((p) => p.startsWith('training.x: unknown key')));
