@@ -5,7 +5,7 @@
  *   runs/<runId>/prepare-corpus/shards/<NNNNN>/ one committed artifact per shard (retries skip these)
  *   runs/<runId>/prepare-corpus/               the stage artifact; its manifest covers the shards too
  */
-import { copyFile, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { copyFile, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
@@ -177,15 +177,15 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
         const stop = heartbeatEvery(Context.current(), 10_000);
         try {
           return await withTempDir(deps.workDir, 'finalize-', async (dir) => {
+            // Shards sit where they are in the stage folder, so corpus.json's relative shard dirs hold there too.
+            const out = join(dir, 'out');
             const results: ShardResult[] = [];
             for (const s of shards) {
-              const local = join(dir, 'shards', String(s.index).padStart(5, '0'));
+              const local = join(out, shardFolder(s.index));
               await fetchArtifact(store, s.prefix, local);
               const result = JSON.parse(await readFile(join(local, SHARD_RESULT), 'utf8')) as ShardResult;
               results.push({ ...result, out_dir: local });
             }
-            const out = join(dir, 'out');
-            await mkdir(out, { recursive: true });
             const corpus = await finalizeCorpus(results, out);
             const layout = detectLayout(
               source.files.map((f) => f.name),
@@ -228,6 +228,7 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
               },
               { overwrite: true },
             );
+            await rm(join(out, 'shards'), { recursive: true, force: true }); // already in the store
             await writer.addLocalDir(out);
             await recordShardFiles(store, writer, shards);
             const committed = await writer.commit(stats);

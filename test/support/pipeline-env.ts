@@ -30,7 +30,12 @@ export interface PipelineEnv {
 
 let runtimeInstalled = false;
 
-export async function startPipelineEnv(): Promise<PipelineEnv> {
+export interface PipelineEnvOptions {
+  /** Run the GPU worker in this process too (default true); false when a test runs it as its own process. */
+  gpuWorker?: boolean;
+}
+
+export async function startPipelineEnv(opts: PipelineEnvOptions = {}): Promise<PipelineEnv> {
   if (!runtimeInstalled) {
     Runtime.install({ logger: new DefaultLogger('WARN') });
     runtimeInstalled = true;
@@ -45,8 +50,9 @@ export async function startPipelineEnv(): Promise<PipelineEnv> {
   const deps = { defaultArtifactRoot: join(scratch, 'artifacts'), workDir: join(scratch, 'work') };
   const workers: Worker[] = [
     await createCpuWorker({ connection: native, namespace: DEFAULT_NAMESPACE, deps, workflowBundle: bundle }),
-    await createGpuWorker({ connection: native, namespace: DEFAULT_NAMESPACE, deps }),
   ];
+  if (opts.gpuWorker !== false)
+    workers.push(await createGpuWorker({ connection: native, namespace: DEFAULT_NAMESPACE, deps }));
   const running = Promise.all(workers.map((w) => w.run()));
   const connection = await Connection.connect({ address: server.address });
   return {
