@@ -14,6 +14,7 @@ import {
   computeCacheKey,
   fetchArtifact,
   isCommitted,
+  type ManifestInput,
   openStore,
   readManifest,
   stagePrefix,
@@ -27,13 +28,15 @@ import {
   storedCheckpointSteps,
   uploadCheckpoint,
 } from '../lib/trainer/checkpoints';
-import { runTrainer, type TrainerEvent } from '../lib/trainer/process';
+import { runTrainer, type TrainerEvent, type TrainerOutcome } from '../lib/trainer/process';
 import { trainerEnv, trainerPython } from '../lib/trainer/python';
 import { atEdge } from './failures';
 import type { StageDeps } from './support';
 
 /** The trainer gets this long after SIGTERM to write its checkpoint before SIGKILL. */
 const TRAINER_GRACE_MS = 90_000;
+/** Stored checkpoints kept per run (older ones are deleted once a newer one is committed). */
+const KEEP_STORED_CHECKPOINTS = 2;
 
 export interface PretrainHeartbeat {
   step: number;
@@ -41,147 +44,175 @@ export interface PretrainHeartbeat {
   lastCheckpoint?: string;
 }
 
+/** Everything one attempt works with. */
+interface Attempt {
+  store: ArtifactStore;
+  prefix: string;
+  out: string;
+  inputs: ManifestInput[];
+  input: PretrainInput;
+  heartbeat: Heartbeat;
+}
+
 export function createPretrainActivities(deps: StageDeps) {
   return {
     async pretrain(input: PretrainInput): Promise<PretrainResult> {
-      return atEdge(async () => {
-        const store = openStore(input.artifactRoot);
-        try {
+      const ctx = Context.current();
+      // From the first moment (downloads, Python start-up), so a short heartbeat timeout only catches the dead.
+      const heartbeat = startHeartbeat(ctx, (ctx.info.heartbeatDetails as PretrainHeartbeat) ?? { step: 0 });
+      const store = openStore(input.artifactRoot);
+      try {
+        return await atEdge(async () => {
           const prefix = stagePrefix(input.runId, STAGES.pretrain);
           if (await isCommitted(store, prefix)) return resultOf(store, await readManifest(store, prefix));
-          const local = join(deps.workDir, 'runs', input.runId, STAGES.pretrain);
+          const cache = join(deps.workDir, 'artifacts');
           const [corpus, tokenizer] = await Promise.all([
-            fetchCached(store, input.corpusPrefix, join(deps.workDir, 'artifacts')),
-            fetchCached(store, input.tokenizerPrefix, join(deps.workDir, 'artifacts')),
+            fetchCached(store, input.corpusPrefix, cache),
+            fetchCached(store, input.tokenizerPrefix, cache),
           ]);
           const inputs = [
             { name: 'corpus', uri: store.uri(input.corpusPrefix), manifestSha256: corpus.sha },
             { name: 'tokenizer', uri: store.uri(input.tokenizerPrefix), manifestSha256: tokenizer.sha },
           ];
-          const out = join(local, 'out');
-          await mkdir(out, { recursive: true });
-          const resumeFrom = await ensureLatestCheckpoint(store, prefix, out);
-          const meta = { runId: input.runId, stage: STAGES.pretrain, inputs, config: input.config, keep: 2 };
-          await uploadNewerLocalCheckpoints(store, prefix, out, meta);
+          const local = join(deps.workDir, 'runs', input.runId, STAGES.pretrain);
+          const attempt: Attempt = { store, prefix, out: join(local, 'out'), inputs, input, heartbeat };
+          await mkdir(attempt.out, { recursive: true });
+          const resumeFrom = await ensureLatestCheckpoint(store, prefix, attempt.out);
+          await uploadNewerLocalCheckpoints(attempt);
           const configFile = join(local, 'config.json');
           await writeFile(configFile, JSON.stringify(input.config, null, 2));
-          const curve = await train(
-            store,
-            prefix,
-            out,
-            configFile,
-            corpus.dir,
+          const args = ['-m', 'cotmae_trainer', 'pretrain', '--config', configFile, '--data', corpus.dir];
+          args.push(
+            '--tokenizer',
             tokenizer.dir,
-            resumeFrom,
-            meta,
+            '--output',
+            attempt.out,
+            ...(resumeFrom !== undefined ? ['--resume'] : []),
           );
-          const writer = await beginArtifact(
-            store,
-            prefix,
-            {
-              stage: STAGES.pretrain,
-              runId: input.runId,
-              cacheKey: computeCacheKey({ stage: STAGES.pretrain, inputs, config: input.config }),
-              inputs,
-              config: input.config,
-            },
-            { overwrite: true },
-          );
-          for (const part of ['model', 'decoders'])
-            await writer.addLocalDir(join(out, part), { under: part });
-          for (const file of ['pretrain_summary.json', 'train_log.jsonl'])
-            await writer.addLocalFile(file, join(out, file));
-          const committed = await writer.commit({
-            ...curve.final,
-            steps: curve.lastStep,
-            resumed_from_step: resumeFrom ?? 0,
-          });
-          return resultOf(store, committed);
-        } finally {
-          await store.close();
-        }
-      });
+          const losses = await train(attempt, args);
+          return resultOf(store, await publishModel(attempt, losses, resumeFrom ?? 0));
+        });
+      } finally {
+        heartbeat.stop();
+        await store.close();
+      }
     },
   };
 }
 
-/** Runs the trainer once; returns the last losses. Throws a retryable or non-retryable failure otherwise. */
-async function train(
-  store: ArtifactStore,
-  prefix: string,
-  out: string,
-  configFile: string,
-  dataDir: string,
-  tokenizerDir: string,
-  resumeFrom: number | undefined,
-  meta: Parameters<typeof uploadCheckpoint>[4],
-): Promise<{ lastStep: number; final: Record<string, number> }> {
+/** Runs the trainer once; returns the last losses, or throws a retryable / non-retryable failure. */
+async function train(attempt: Attempt, args: string[]): Promise<Record<string, number>> {
   const ctx = Context.current();
-  let beat: PretrainHeartbeat = (ctx.info.heartbeatDetails as PretrainHeartbeat | undefined) ?? {
-    step: resumeFrom ?? 0,
-  };
-  let final: Record<string, number> = {};
-  const report = progressReporter(
-    ctx,
-    typeof meta.config === 'object' ? (meta.config as { max_steps?: unknown }).max_steps : undefined,
-  );
+  const report = progressReporter(ctx, attempt.input.config.max_steps);
+  let losses: Record<string, number> = {};
   const onEvent = async (event: TrainerEvent) => {
     if (event.event === 'step') {
-      beat = { ...beat, step: event.step, loss: event.loss };
-      final = { loss: event.loss, ...(event.losses ?? {}) };
+      losses = { loss: event.loss, ...(event.losses ?? {}) };
+      attempt.heartbeat.set({ ...attempt.heartbeat.get(), step: event.step, loss: event.loss });
     } else if (event.event === 'checkpoint') {
-      beat = {
-        ...beat,
-        step: event.step,
-        lastCheckpoint: await uploadCheckpoint(store, prefix, out, event.step, meta),
-      };
+      const uri = await uploadCheckpoint(
+        attempt.store,
+        attempt.prefix,
+        attempt.out,
+        event.step,
+        checkpointMeta(attempt),
+      );
+      attempt.heartbeat.set({ ...attempt.heartbeat.get(), step: event.step, lastCheckpoint: uri });
+    } else if (event.event === 'done') {
+      attempt.heartbeat.set({ ...attempt.heartbeat.get(), step: event.step });
     }
-    ctx.heartbeat(beat);
-    await report(beat, final, event.event === 'checkpoint');
+    await report(attempt.heartbeat.get(), losses, event.event === 'checkpoint');
   };
-  const args = [
-    '-m',
-    'cotmae_trainer',
-    'pretrain',
-    '--config',
-    configFile,
-    '--data',
-    dataDir,
-    '--tokenizer',
-    tokenizerDir,
-  ];
-  args.push('--output', out);
-  if (resumeFrom !== undefined) args.push('--resume');
-  const keepAlive = setInterval(() => ctx.heartbeat(beat), 20_000);
-  try {
-    const outcome = await runTrainer({
-      python: trainerPython(),
-      args,
-      env: trainerEnv(),
-      onEvent,
-      signal: ctx.cancellationSignal,
-      killGraceMs: TRAINER_GRACE_MS,
+  const outcome = await runTrainer({
+    python: trainerPython(),
+    args,
+    env: trainerEnv(),
+    onEvent,
+    signal: ctx.cancellationSignal,
+    killGraceMs: TRAINER_GRACE_MS,
+  });
+  if (outcome.kind !== 'done') throw trainerFailure(outcome);
+  return losses;
+}
+
+/** Exit 2 is bad input (never retried); an interruption or a crash is retried and resumes. */
+function trainerFailure(outcome: Exclude<TrainerOutcome, { kind: 'done' }>): ApplicationFailure {
+  if (outcome.kind === 'bad-input')
+    return ApplicationFailure.create({
+      message: `trainer: ${outcome.message}`,
+      type: 'TrainerBadInput',
+      nonRetryable: true,
+      details: [outcome.stderrTail],
     });
-    if (outcome.kind === 'done') return { lastStep: beat.step, final };
-    if (outcome.kind === 'bad-input')
-      throw ApplicationFailure.create({
-        message: `trainer: ${outcome.message}`,
-        type: 'TrainerBadInput',
-        nonRetryable: true,
-        details: [outcome.stderrTail],
-      });
-    const why =
-      outcome.kind === 'interrupted'
-        ? 'trainer interrupted after checkpointing'
-        : `trainer: ${outcome.message}`;
-    throw ApplicationFailure.create({
-      message: why,
-      type: 'TrainerFailed',
-      details: [outcome.kind === 'interrupted' ? '' : outcome.stderrTail],
+  if (outcome.kind === 'interrupted')
+    return ApplicationFailure.create({
+      message: 'trainer interrupted after checkpointing',
+      type: 'TrainerInterrupted',
     });
-  } finally {
-    clearInterval(keepAlive);
-  }
+  return ApplicationFailure.create({
+    message: `trainer: ${outcome.message}`,
+    type: 'TrainerFailed',
+    details: [outcome.stderrTail],
+  });
+}
+
+async function publishModel(attempt: Attempt, losses: Record<string, number>, resumedFrom: number) {
+  const { store, prefix, out, inputs, input } = attempt;
+  const writer = await beginArtifact(
+    store,
+    prefix,
+    {
+      stage: STAGES.pretrain,
+      runId: input.runId,
+      cacheKey: computeCacheKey({ stage: STAGES.pretrain, inputs, config: input.config }),
+      inputs,
+      config: input.config,
+    },
+    { overwrite: true },
+  );
+  for (const part of ['model', 'decoders']) await writer.addLocalDir(join(out, part), { under: part });
+  for (const file of ['pretrain_summary.json', 'train_log.jsonl'])
+    await writer.addLocalFile(file, join(out, file));
+  return writer.commit({ ...losses, steps: attempt.heartbeat.get().step, resumed_from_step: resumedFrom });
+}
+
+function checkpointMeta(attempt: Attempt) {
+  return {
+    runId: attempt.input.runId,
+    stage: STAGES.pretrain,
+    inputs: attempt.inputs,
+    config: attempt.input.config,
+    keep: KEEP_STORED_CHECKPOINTS,
+  };
+}
+
+/** A local checkpoint newer than any stored one (written just before a crash) is uploaded before resuming. */
+async function uploadNewerLocalCheckpoints(attempt: Attempt): Promise<void> {
+  const stored = (await storedCheckpointSteps(attempt.store, attempt.prefix)).at(-1) ?? -1;
+  for (const step of await localCheckpointSteps(attempt.out))
+    if (step > stored)
+      await uploadCheckpoint(attempt.store, attempt.prefix, attempt.out, step, checkpointMeta(attempt));
+}
+
+interface Heartbeat {
+  get(): PretrainHeartbeat;
+  set(details: PretrainHeartbeat): void;
+  stop(): void;
+}
+
+/** Heartbeats the latest details every second (the SDK throttles what it actually sends). */
+function startHeartbeat(ctx: Context, initial: PretrainHeartbeat): Heartbeat {
+  let details = initial;
+  ctx.heartbeat(details);
+  const timer = setInterval(() => ctx.heartbeat(details), 1000);
+  return {
+    get: () => details,
+    set(next) {
+      details = next;
+      ctx.heartbeat(details);
+    },
+    stop: () => clearInterval(timer),
+  };
 }
 
 const REPORT_EVERY_MS = 10_000;
@@ -196,6 +227,8 @@ function progressReporter(ctx: Context, maxSteps: unknown) {
     const now = Date.now();
     if (!force && now - last < REPORT_EVERY_MS) return;
     last = now;
+    const workflowId = ctx.info.workflowExecution?.workflowId;
+    if (!workflowId) return; // run outside a workflow (standalone activity): nobody to tell
     const stage: StageProgress = {
       stage: STAGES.pretrain,
       state: 'running',
@@ -204,24 +237,12 @@ function progressReporter(ctx: Context, maxSteps: unknown) {
       counts: losses,
       message: beat.lastCheckpoint ? `last checkpoint ${beat.lastCheckpoint}` : 'training',
     };
-    const workflowId = ctx.info.workflowExecution?.workflowId;
-    if (!workflowId) return; // run outside a workflow (standalone activity): nobody to tell
+    // Progress display is best effort: training goes on if the signal fails.
     await ctx.client.workflow
       .getHandle(workflowId)
       .signal('stageProgress', stage)
-      .catch(() => undefined); // progress display is best effort; training goes on
+      .catch(() => undefined);
   };
-}
-
-async function uploadNewerLocalCheckpoints(
-  store: ArtifactStore,
-  prefix: string,
-  out: string,
-  meta: Parameters<typeof uploadCheckpoint>[4],
-): Promise<void> {
-  const stored = (await storedCheckpointSteps(store, prefix)).at(-1) ?? -1;
-  for (const step of await localCheckpointSteps(out))
-    if (step > stored) await uploadCheckpoint(store, prefix, out, step, meta);
 }
 
 /** Downloads a committed artifact once per worker (keyed by its manifest digest). */
@@ -232,7 +253,9 @@ async function fetchCached(
 ): Promise<{ dir: string; sha: string }> {
   const { manifestSha256 } = await readManifest(store, prefix);
   const dir = join(cacheRoot, manifestSha256);
-  const cached = await readManifest(openStore(dir), '').catch(() => undefined);
+  const local = openStore(dir);
+  const cached = await readManifest(local, '').catch(() => undefined);
+  await local.close();
   if (cached?.manifestSha256 !== manifestSha256) await fetchArtifact(store, prefix, dir);
   return { dir, sha: manifestSha256 };
 }

@@ -61,22 +61,22 @@ export async function prepareQueriesFiles(
     if (layout.format === 'squad') await readSquadQueries(ctx, layout, inputs);
     else await readQueryAndQrelFiles(ctx, layout, inputs);
   } finally {
-    await Promise.all([ctx.queries.close(), ...[...ctx.qrels.values()].map((q) => q.file.close())]);
+    await Promise.all([ctx.queries.close(), ...[...new Set(ctx.qrels.values())].map((q) => q.file.close())]);
   }
   return ctx.result;
 }
 
 async function readQueryAndQrelFiles(ctx: QueryContext, layout: CorpusLayout, inputs: readonly InputFile[]) {
   for (const { file } of layout.queries) {
-    await forEachLine(fileByName(inputs, file), ctx.cfg, async (line) => {
+    await forEachLine(ctx, fileByName(inputs, file), async (line) => {
       const q = parseQueryLine(layout.format, line);
       if (ctx.queryIds.has(q.id))
         throw new BadInputError(file, line.no, `duplicate query id ${JSON.stringify(q.id)}`);
-      await addQuery(ctx, q.id, q.text);
+      addQuery(ctx, q.id, q.text);
     });
   }
   for (const { file, split } of layout.qrels) {
-    await forEachLine(fileByName(inputs, file), ctx.cfg, async (line) => {
+    await forEachLine(ctx, fileByName(inputs, file), async (line) => {
       const qrel = parseQrelLine(layout.format, line);
       if (qrel) await addQrel(ctx, split, qrel, (reason) => new BadInputError(file, line.no, reason));
     });
@@ -90,17 +90,18 @@ async function readSquadQueries(ctx: QueryContext, layout: CorpusLayout, inputs:
       for (const [i, q] of p.questions.entries()) {
         const fail = (reason: string) => new BadInputError(file, undefined, `${p.path}.qas[${i}]: ${reason}`);
         if (ctx.queryIds.has(q.id)) throw fail(`duplicate query id ${JSON.stringify(q.id)}`);
-        await addQuery(ctx, q.id, q.question);
+        addQuery(ctx, q.id, q.question);
         if (q.impossible) ctx.result.unanswerable += 1;
         await addQrel(ctx, split, { queryId: q.id, docId: p.docId, score: 1 }, fail);
       }
+      await outputsReady(ctx);
     }
   }
 }
 
-async function addQuery(ctx: QueryContext, id: string, text: string): Promise<void> {
+function addQuery(ctx: QueryContext, id: string, text: string): void {
   ctx.queryIds.add(id);
-  await ctx.queries.write(Buffer.from(`${JSON.stringify({ id, text: normalizeText(text, ctx.cfg) })}\n`));
+  ctx.queries.writeString(`${JSON.stringify({ id, text: normalizeText(text, ctx.cfg) })}\n`);
   ctx.result.queries += 1;
 }
 
@@ -121,38 +122,48 @@ async function addQrel(
     ctx.result.dropped_qrels += 1;
     return;
   }
-  const out = await qrelsOutput(ctx, split);
+  const out = ctx.qrels.get(split) ?? (await qrelsOutput(ctx, split));
   const key = `${q.queryId}\t${q.docId}`;
   if (out.pairs.has(key))
     throw fail(`duplicate qrel for query ${JSON.stringify(q.queryId)} and doc ${JSON.stringify(q.docId)}`);
   out.pairs.add(key);
-  await out.file.write(Buffer.from(`${key}\t${q.score}\n`));
+  out.file.writeString(`${key}\t${q.score}\n`);
   ctx.result.qrels[out.split] = (ctx.result.qrels[out.split] ?? 0) + 1;
 }
 
-/** The qrels file of a split (created with its header on first use); split names are made file-safe. */
+/**
+ * The qrels file of a split (created with its header on first use); split names are made file-safe, and
+ * splits with the same safe name share a file. `ctx.qrels` is keyed by the split as given.
+ */
 async function qrelsOutput(ctx: QueryContext, split: string): Promise<QrelsOutput> {
   const safe = split.replace(/[^\w.-]+/g, '_');
-  let out = ctx.qrels.get(safe);
+  let out = [...ctx.qrels.values()].find((o) => o.split === safe);
   if (!out) {
     const name = `qrels/${safe}.tsv`;
     out = { split: safe, file: await BufferedFile.create(join(ctx.outDir, name)), pairs: new Set() };
-    await out.file.write(Buffer.from(QRELS_HEADER));
-    ctx.qrels.set(safe, out);
+    out.file.writeString(QRELS_HEADER);
     ctx.result.files.qrels[safe] = name;
   }
+  ctx.qrels.set(split, out);
   return out;
+}
+
+/** Let the output files catch up (their writes are buffered). */
+async function outputsReady(ctx: QueryContext): Promise<void> {
+  await ctx.queries.ready();
+  for (const q of new Set(ctx.qrels.values())) await q.file.ready();
 }
 
 /** Non-blank lines of a whole file; parse errors become BadInputErrors at the file's line. */
 async function forEachLine(
+  ctx: QueryContext,
   input: InputFile,
-  cfg: CorpusPrepConfig,
   fn: (line: { no: number; text: string }) => Promise<void>,
 ): Promise<void> {
   try {
-    for await (const lines of readLines(await openDecoded(input), cfg.max_line_bytes)) {
+    for await (const lines of readLines(await openDecoded(input), ctx.cfg.max_line_bytes)) {
       for (const line of lines) if (line.text.trim().length > 0) await fn(line);
+      await outputsReady(ctx);
     }
   } catch (err) {
     throw asBadInput(input.name, err);

@@ -15,16 +15,18 @@ export const SHARD_FILES: Readonly<ShardFiles> = Object.freeze({
   stats: 'stats.json',
 });
 
-export interface PassageOut {
-  id: string;
-  doc_id: string;
-  position: number;
-  title: string;
-  text: string;
-  /** The passage's ids (special tokens included) as consecutive parts. */
-  parts: readonly ArrayLike<number>[];
+/** A document's id and title as JSON, for its passages' lines. */
+export interface DocJson {
+  /** JSON string of the doc id, without its closing quote (a passage id appends `#k"`). */
+  readonly idOpen: string;
+  readonly id: string;
+  readonly title: string;
 }
 
+/**
+ * Writes are synchronous (into buffers); the files are written behind them. Call `ready()` now and then
+ * and await what it returns, if anything, so that the buffers do not grow without bound.
+ */
 export class ShardOutput {
   readonly stats: CorpusStats = emptyStats();
   private readonly hashes = new HashList();
@@ -53,25 +55,49 @@ export class ShardOutput {
     return this.stats.passages;
   }
 
-  async addDoc(id: string, line: number): Promise<void> {
-    this.stats.docs += 1;
-    this.hashes.add(id);
-    await this.docIds.write(Buffer.from(`${id}\t${line}\n`));
+  /** Resolves when the files have caught up enough; undefined when they already have. */
+  ready(): Promise<unknown> | undefined {
+    const waits = [this.passages.ready(), this.tokens.ready(), this.pairs.ready(), this.docIds.ready()];
+    return waits.some((w) => w !== undefined) ? Promise.all(waits) : undefined;
   }
 
-  async addPassage(p: PassageOut): Promise<void> {
-    const n = await this.tokens.add(p.parts);
-    await this.passages.writeLine(
-      `{"id":${JSON.stringify(p.id)},"doc_id":${JSON.stringify(p.doc_id)},"position":${p.position},` +
-        `"title":${JSON.stringify(p.title)},"text":${JSON.stringify(p.text)},"n_tokens":${n}}`,
+  addDoc(id: string, line: number): void {
+    this.stats.docs += 1;
+    this.hashes.add(id);
+    this.docIds.writeString(`${id}\t${line}\n`);
+  }
+
+  docJson(id: string, title: string): DocJson {
+    const quoted = JSON.stringify(id);
+    return { idOpen: quoted.slice(0, -1), id: quoted, title: JSON.stringify(title) };
+  }
+
+  /**
+   * Passage `position` of a document: `{"id", "doc_id", "position", "title", "text", "n_tokens"}` and its ids
+   * `prefix`, `ids[from:to]`, `suffix`.
+   */
+  addPassage(
+    doc: DocJson,
+    position: number,
+    text: string,
+    prefix: ArrayLike<number>,
+    ids: ArrayLike<number>,
+    from: number,
+    to: number,
+    suffix: ArrayLike<number>,
+  ): void {
+    const n = this.tokens.add(prefix, ids, from, to, suffix);
+    this.passages.writeLine(
+      `{"id":${doc.idOpen}#${position}","doc_id":${doc.id},"position":${position},` +
+        `"title":${doc.title},"text":${JSON.stringify(text)},"n_tokens":${n}}`,
     );
     this.stats.passages += 1;
     this.stats.tokens += n;
     countPassageLength(this.stats, n);
   }
 
-  async addPair(anchor: number, context: number): Promise<void> {
-    await this.pairs.add(anchor, context);
+  addPair(anchor: number, context: number): void {
+    this.pairs.add(anchor, context);
     this.stats.pairs += 1;
   }
 

@@ -5,11 +5,12 @@ import { BadInputError, ConfigError } from '../errors';
 import type { CorpusTokenizer } from '../tokenizer';
 import type { HfEncoding } from '../tokenizer/hf';
 import { resolveCorpusPrepConfig } from './config';
+import { sentenceDocTokens, wholeDocTokens } from './doc-tokens';
 import { countNewlines, RelativeLineError } from './lines';
 import { contextPosition } from './pairs';
 import { SHARD_FILES, ShardOutput } from './shard-output';
 import { docError, type SourceCounters, type SourceDoc, shardDocuments } from './sources';
-import { type Passage, packSentences } from './split';
+import { type DocTokens, type Passage, packSentences } from './split';
 import { sentenceSpans, type TextSpan } from './text';
 import type { CorpusPrepConfig, InputFile, ShardProgress, ShardResult, ShardSpec } from './types';
 
@@ -66,10 +67,12 @@ export async function runShard(
   return result;
 }
 
-/** A batch of documents with their sentences, being encoded. */
+/** A batch of documents with their sentences, being encoded (whole, or sentence by sentence). */
 interface EncodingBatch {
   docs: SourceDoc[];
   spans: TextSpan[][];
+  /** One encoding per document (slice-safe tokenizers), else one per sentence. */
+  whole: boolean;
   encodings: Promise<HfEncoding[]>;
 }
 
@@ -93,7 +96,7 @@ async function processDocuments(
   const queue: EncodingBatch[] = [];
   let previous: Promise<unknown> = Promise.resolve();
   for await (const docs of batches) {
-    const batch = encodeSentences(ctx, docs, previous);
+    const batch = encodeBatch(ctx, docs, previous);
     previous = batch.encodings;
     queue.push(batch);
     if (queue.length > BATCHES_AHEAD) await writeBatch(ctx, queue.shift() as EncodingBatch);
@@ -103,13 +106,23 @@ async function processDocuments(
   report(true);
 }
 
-function encodeSentences(ctx: ShardContext, docs: SourceDoc[], after: Promise<unknown>): EncodingBatch {
+/**
+ * Slice-safe tokenizers encode each document whole: a document's tokens are its sentences' tokens one after
+ * another (all cuts are at whitespace), and one long text costs the tokenizer less than many short ones.
+ * Others encode sentence by sentence (their passages are re-encoded alone anyway).
+ */
+function encodeBatch(ctx: ShardContext, docs: SourceDoc[], after: Promise<unknown>): EncodingBatch {
   const spans = docs.map((d) => sentenceSpans(d.text));
-  const texts = docs.flatMap((d, i) => (spans[i] as TextSpan[]).map((s) => d.text.slice(s.start, s.end)));
+  const whole = ctx.tok.sliceSafe;
+  const texts = whole ? docs.map((d) => d.text) : sentenceTexts(docs, spans);
   const encode = () => ctx.tok.hf.encodeBatch(texts, { addSpecialTokens: false });
   const encodings = after.then(encode, encode);
   encodings.catch(() => undefined); // awaited in writeBatch; avoids an unhandled rejection if we fail first
-  return { docs, spans, encodings };
+  return { docs, spans, whole, encodings };
+}
+
+function sentenceTexts(docs: readonly SourceDoc[], spans: readonly TextSpan[][]): string[] {
+  return docs.flatMap((d, i) => (spans[i] as TextSpan[]).map((s) => d.text.slice(s.start, s.end)));
 }
 
 function progressReporter(
@@ -127,26 +140,59 @@ function progressReporter(
 }
 
 async function writeBatch(ctx: ShardContext, batch: EncodingBatch): Promise<void> {
-  const encodings = await batch.encodings;
-  let next = 0;
-  const split = batch.docs.map((doc, i) => {
-    const spans = batch.spans[i] as TextSpan[];
-    const passages = splitDoc(ctx, doc, spans, encodings.slice(next, next + spans.length));
-    next += spans.length;
-    return passages;
-  });
+  const tokens = await batchTokens(ctx, batch);
+  const split = batch.docs.map((doc, i) => splitDoc(ctx, doc, tokens[i] as DocTokens));
   if (!ctx.tok.sliceSafe) await reencode(ctx, batch.docs, split);
   for (const [i, doc] of batch.docs.entries()) {
-    await writeDoc(ctx, doc, split[i] as Passage[]);
+    writeDoc(ctx, doc, tokens[i] as DocTokens, split[i] as Passage[]);
     // Let the event loop deliver a finished encode, so that the chained next one starts without waiting
-    // for this whole batch to be written.
-    if (i % YIELD_EVERY_DOCS === YIELD_EVERY_DOCS - 1) await new Promise((resolve) => setImmediate(resolve));
+    // for this whole batch to be written; wait for the output files when they are behind.
+    if (i % YIELD_EVERY_DOCS === YIELD_EVERY_DOCS - 1) {
+      await (ctx.out.ready() ?? new Promise((resolve) => setImmediate(resolve)));
+    }
   }
 }
 
+/**
+ * Each document's tokens by sentence. A whole-document encoding that cannot be split at the sentence starts
+ * (rare: see wholeDocTokens) is replaced by its sentences' encodings, all such documents in one batch.
+ */
+async function batchTokens(ctx: ShardContext, batch: EncodingBatch): Promise<DocTokens[]> {
+  const encodings = await batch.encodings;
+  const { docs, spans } = batch;
+  if (!batch.whole) {
+    let next = 0;
+    return docs.map((doc, i) => {
+      const ss = spans[i] as TextSpan[];
+      next += ss.length;
+      return sentenceDocTokens(doc.text, ss, encodings.slice(next - ss.length, next));
+    });
+  }
+  const tokens = docs.map((doc, i) =>
+    wholeDocTokens(doc.text, spans[i] as TextSpan[], encodings[i] as HfEncoding, ctx.budget),
+  );
+  const redo = docs.filter((_, i) => tokens[i] === undefined);
+  if (redo.length === 0) return tokens as DocTokens[];
+  const redoSpans = spans.filter((_, i) => tokens[i] === undefined);
+  const sentenceEncodings = await ctx.tok.hf.encodeBatch(sentenceTexts(redo, redoSpans), {
+    addSpecialTokens: false,
+  });
+  let next = 0;
+  return tokens.map((t, i) => {
+    if (t) return t;
+    const ss = spans[i] as TextSpan[];
+    next += ss.length;
+    return sentenceDocTokens(
+      (docs[i] as SourceDoc).text,
+      ss,
+      sentenceEncodings.slice(next - ss.length, next),
+    );
+  });
+}
+
 /** Passages of one document; none for an empty text when empty_text is 'skip'. */
-function splitDoc(ctx: ShardContext, doc: SourceDoc, spans: TextSpan[], encodings: HfEncoding[]): Passage[] {
-  const { passages, truncations } = packSentences(doc.text, spans, encodings, ctx.budget);
+function splitDoc(ctx: ShardContext, doc: SourceDoc, tokens: DocTokens): Passage[] {
+  const { passages, truncations } = packSentences(tokens, ctx.budget);
   if (passages.length === 0 && ctx.cfg.empty_text === 'error') {
     const reason = doc.text.trim().length === 0 ? 'empty text' : 'text has no tokens';
     throw docError(ctx.file, doc, `${reason} (set empty_text: 'skip' to skip such documents)`);
@@ -172,26 +218,28 @@ async function reencode(ctx: ShardContext, docs: SourceDoc[], split: Passage[][]
   });
 }
 
-async function writeDoc(ctx: ShardContext, doc: SourceDoc, passages: Passage[]): Promise<void> {
+const NO_IDS: readonly number[] = [];
+
+function writeDoc(ctx: ShardContext, doc: SourceDoc, tokens: DocTokens, passages: Passage[]): void {
   const { out, cfg, tok } = ctx;
-  await out.addDoc(doc.id, doc.line);
-  const base = out.nextPassageIndex;
+  out.addDoc(doc.id, doc.line);
   const n = passages.length;
-  for (const [k, p] of passages.entries()) {
-    await out.addPassage({
-      id: `${doc.id}#${k}`,
-      doc_id: doc.id,
-      position: k,
-      title: doc.title,
-      text: doc.text.slice(p.charStart, p.charEnd),
-      parts: p.fullIds ? [p.fullIds] : [tok.prefixIds, ...p.chunks, tok.suffixIds],
-    });
+  if (n === 0) {
+    out.stats.empty_docs += 1;
+    return;
   }
-  if (n === 0) out.stats.empty_docs += 1;
+  const base = out.nextPassageIndex;
+  const ids = passages[0]?.fullIds ? NO_IDS : tokens.ids();
+  const docJson = out.docJson(doc.id, doc.title);
+  for (const [k, p] of passages.entries()) {
+    const text = doc.text.slice(p.charStart, p.charEnd);
+    if (p.fullIds) out.addPassage(docJson, k, text, NO_IDS, p.fullIds, 0, p.fullIds.length, NO_IDS);
+    else out.addPassage(docJson, k, text, tok.prefixIds, ids, p.tokStart, p.tokEnd, tok.suffixIds);
+  }
   if (n === 1) out.stats.single_passage_docs += 1;
   for (let k = 0; k < n; k += 1) {
     const ctxPos = contextPosition(k, n, `${doc.id}#${k}`, cfg);
-    if (ctxPos >= 0) await out.addPair(base + k, base + ctxPos);
+    if (ctxPos >= 0) out.addPair(base + k, base + ctxPos);
   }
 }
 

@@ -1,24 +1,44 @@
 /**
  * Splitting a document into passages of at most N tokens (special tokens included).
  *
- * The document is cut into sentences at whitespace after terminal punctuation; the sentences are encoded
- * (in one batch, without special tokens) and packed greedily into passages. A sentence longer than a
- * passage is cut between its tokens, preferring whitespace, then any pre-token (word) boundary, using the
- * offsets of that sentence only. With a slice-safe tokenizer (CorpusTokenizer.sliceSafe) a passage's ids,
- * the concatenation of its pieces, equal what encoding the passage text alone gives: normalization and
- * pre-tokenization are local to a word and WordPiece is local to a pre-token, so cutting between words
- * changes nothing on either side.
+ * The document is cut into sentences at whitespace after terminal punctuation; its tokens (see DocTokens:
+ * the document encoded whole, or its sentences encoded one by one) are packed greedily into passages by
+ * sentence. A sentence longer than a passage is cut between its tokens, preferring whitespace, then any
+ * pre-token (word) boundary, using the offsets of that sentence only. With a slice-safe tokenizer
+ * (CorpusTokenizer.sliceSafe) a passage's ids, a run of the document's tokens, equal what encoding the
+ * passage text alone gives: normalization and pre-tokenization are local to a word and WordPiece is local
+ * to a pre-token, so cutting between words changes nothing on either side.
  */
-import type { HfEncoding } from '../tokenizer/hf';
 import type { TextSpan } from './text';
 
-/** A passage: its UTF-16 range in the document text and its ids (no special tokens). */
+/**
+ * The tokens of a document (no special tokens), by sentence: sentence s of `spans` holds tokens
+ * [starts[s], starts[s + 1]) of `ids()`, all inside its span.
+ */
+export interface DocTokens {
+  /** The sentences (UTF-16 ranges of the text). */
+  readonly spans: readonly TextSpan[];
+  /** Length spans.length + 1; non-decreasing; the last entry is the token count. */
+  readonly starts: Int32Array;
+  /** All ids, sentence after sentence (read once, on first use). */
+  ids(): ArrayLike<number>;
+  /** For cutting sentence s: its tokens' UTF-16 offsets in the document text, and their word ids. */
+  detail(s: number): SentenceDetail;
+}
+
+export interface SentenceDetail {
+  starts: Int32Array;
+  ends: Int32Array;
+  /** Only compared between neighbours: equal = same word. */
+  wordIds: ArrayLike<number | null | undefined>;
+}
+
+/** A passage: its UTF-16 range in the document text and its ids, tokens [tokStart, tokEnd) of the doc. */
 export interface Passage {
   charStart: number;
   charEnd: number;
-  /** The ids as consecutive chunks (one per sentence or sentence piece): no copying while packing. */
-  chunks: number[][];
-  length: number;
+  tokStart: number;
+  tokEnd: number;
   /** Set when the passage was re-encoded alone: its ids with special tokens (tokenizers not slice-safe). */
   fullIds?: number[];
 }
@@ -29,40 +49,39 @@ export interface DocumentSplit {
   truncations: number;
 }
 
-/** Pack the sentences `spans` of `text` (encoded as `encodings`) into passages of at most `budget` ids. */
-export function packSentences(
-  text: string,
-  spans: TextSpan[],
-  encodings: HfEncoding[],
-  budget: number,
-): DocumentSplit {
+/** Pack the sentences of a document (with their tokens: `tokens`) into passages of at most `budget` ids. */
+export function packSentences(tokens: DocTokens, budget: number): DocumentSplit {
+  const { starts, spans } = tokens;
   const passages: Passage[] = [];
   let current: Passage | undefined;
   let truncations = 0;
-  for (const [s, span] of spans.entries()) {
-    const enc = encodings[s] as HfEncoding;
-    const length = enc.getLength();
+  for (let s = 0; s < spans.length; s += 1) {
+    const span = spans[s] as TextSpan;
+    const first = starts[s] as number;
+    const length = (starts[s + 1] as number) - first;
     if (length === 0) continue;
-    const used = current ? current.length : 0;
+    const used = current ? current.tokEnd - current.tokStart : 0;
     if (length <= budget) {
       if (current && used + length > budget) {
         passages.push(current);
         current = undefined;
       }
-      current ??= { charStart: span.start, charEnd: span.end, chunks: [], length: 0 };
-      current.charEnd = span.end;
-      current.chunks.push(enc.getIds());
-      current.length += length;
+      if (current) {
+        current.charEnd = span.end;
+        current.tokEnd = first + length;
+      } else {
+        current = { charStart: span.start, charEnd: span.end, tokStart: first, tokEnd: first + length };
+      }
       continue;
     }
     // Too long for any passage: fill the current passage with its head, then cut the rest.
-    const cut = cutLongSentence(text, span, enc, budget, current ? budget - used : 0);
+    const cut = cutLongSentence(tokens.detail(s), first, length, budget, current ? budget - used : 0);
     truncations += cut.truncations;
     for (const [i, piece] of cut.pieces.entries()) {
       if (i === 0 && cut.joinsCurrent && current) {
+        // The head follows the current passage's last token: the passage stays one run of tokens.
         current.charEnd = piece.charEnd;
-        current.chunks.push(...piece.chunks);
-        current.length += piece.length;
+        current.tokEnd = piece.tokEnd;
       } else {
         if (current) passages.push(current);
         current = piece;
@@ -85,23 +104,21 @@ interface LongCut {
   truncations: number;
 }
 
+/** Cut a sentence of `n` tokens starting at doc token `first`; `detail` has its offsets and word ids. */
 function cutLongSentence(
-  text: string,
-  span: TextSpan,
-  enc: HfEncoding,
+  detail: SentenceDetail,
+  first: number,
+  n: number,
   budget: number,
   room: number,
 ): LongCut {
-  const sentence = text.slice(span.start, span.end);
-  const { starts, ends } = utf16Offsets(sentence, enc.getOffsets());
-  const cls = boundaryClasses(starts, ends, enc.getWordIds());
-  const ids = enc.getIds();
-  const n = ids.length;
+  const { starts, ends } = detail;
+  const cls = boundaryClasses(starts, ends, detail.wordIds);
   const piece = (a: number, b: number): Passage => ({
-    charStart: span.start + (starts[a] as number),
-    charEnd: span.start + (ends[b - 1] as number),
-    chunks: [ids.slice(a, b)],
-    length: b - a,
+    charStart: starts[a] as number,
+    charEnd: ends[b - 1] as number,
+    tokStart: first + a,
+    tokEnd: first + b,
   });
   const pieces: Passage[] = [];
   let start = 0;
@@ -142,7 +159,7 @@ function pickCut(cls: Uint8Array, start: number, limit: number): number {
 function boundaryClasses(
   starts: Int32Array,
   ends: Int32Array,
-  wordIds: (number | null | undefined)[],
+  wordIds: ArrayLike<number | null | undefined>,
 ): Uint8Array {
   const n = starts.length;
   const cls = new Uint8Array(n + 1);
@@ -152,33 +169,4 @@ function boundaryClasses(
     cls[i] = (starts[i] as number) > (ends[i - 1] as number) ? SPACE : WORD;
   }
   return cls;
-}
-
-/** Token offsets from the tokenizer count code points; JS strings index UTF-16 units. */
-function utf16Offsets(text: string, offsets: [number, number][]): { starts: Int32Array; ends: Int32Array } {
-  const n = offsets.length;
-  const starts = new Int32Array(n);
-  const ends = new Int32Array(n);
-  const map = ASTRAL.test(text) ? codePointToUtf16(text) : undefined;
-  for (let i = 0; i < n; i += 1) {
-    const o = offsets[i] as [number, number];
-    starts[i] = map ? (map[o[0]] as number) : o[0];
-    ends[i] = map ? (map[o[1]] as number) : o[1];
-  }
-  return { starts, ends };
-}
-
-const ASTRAL = /[\uD800-\uDFFF]/;
-
-function codePointToUtf16(text: string): Int32Array {
-  const map = new Int32Array(text.length + 1);
-  let cp = 0;
-  for (let i = 0; i < text.length; i += 1) {
-    map[cp] = i;
-    const c = text.charCodeAt(i);
-    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) i += 1;
-    cp += 1;
-  }
-  map[cp] = text.length;
-  return map;
 }

@@ -5,10 +5,17 @@ import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { createGzip, type Gzip } from 'node:zlib';
 
-/** Appends bytes through a 1 MiB buffer. */
+const BUFFER_BYTES = 1 << 20;
+
+/**
+ * Appends bytes through 1 MiB buffers. `write` is synchronous: a full buffer is handed to the file in the
+ * background (one write after another); `ready()` says when more than one is waiting.
+ */
 export class BufferedFile {
-  private buf = Buffer.allocUnsafe(1 << 20);
+  private buf = Buffer.allocUnsafe(BUFFER_BYTES);
   private used = 0;
+  private waiting = 0;
+  private written: Promise<void> = Promise.resolve();
   /** Bytes written so far (buffered ones included). */
   position = 0;
 
@@ -18,9 +25,9 @@ export class BufferedFile {
     return new BufferedFile(await open(path, 'w'));
   }
 
-  async write(bytes: Uint8Array): Promise<void> {
-    if (this.used + bytes.length > this.buf.length) await this.flush();
-    if (bytes.length > this.buf.length) await this.fh.write(bytes);
+  write(bytes: Uint8Array): void {
+    if (this.used + bytes.length > this.buf.length) this.flush();
+    if (bytes.length > this.buf.length) this.enqueue(Buffer.from(bytes));
     else {
       this.buf.set(bytes, this.used);
       this.used += bytes.length;
@@ -28,19 +35,59 @@ export class BufferedFile {
     this.position += bytes.length;
   }
 
+  /** Like write, for bytes the caller hands over (no copy): it must not change them afterwards. */
+  writeOwned(bytes: Uint8Array): void {
+    this.flush();
+    this.enqueue(bytes);
+    this.position += bytes.length;
+  }
+
+  writeString(text: string): void {
+    if (this.used + 3 * text.length > this.buf.length) {
+      this.write(Buffer.from(text));
+      return;
+    }
+    const n = this.buf.write(text, this.used);
+    this.used += n;
+    this.position += n;
+  }
+
+  /** Undefined, or a promise to await before writing more (it rejects when a write failed). */
+  ready(): Promise<void> | undefined {
+    return this.waiting > 1 ? this.written : undefined;
+  }
+
   async writeAt(bytes: Uint8Array, position: number): Promise<void> {
     await this.flush();
     await this.fh.write(bytes, 0, bytes.length, position);
   }
 
-  async flush(): Promise<void> {
-    if (this.used > 0) await this.fh.write(this.buf, 0, this.used);
-    this.used = 0;
+  /** Hand the buffered bytes to the file; resolves when everything handed so far is written. */
+  flush(): Promise<void> {
+    if (this.used > 0) {
+      const full = this.buf.subarray(0, this.used);
+      this.buf = Buffer.allocUnsafe(BUFFER_BYTES);
+      this.used = 0;
+      this.enqueue(full);
+    }
+    return this.written;
+  }
+
+  private enqueue(bytes: Uint8Array): void {
+    this.waiting += 1;
+    this.written = this.written.then(async () => {
+      await this.fh.write(bytes);
+      this.waiting -= 1;
+    });
+    this.written.catch(() => undefined); // reported by ready(), flush() or close()
   }
 
   async close(): Promise<void> {
-    await this.flush();
-    await this.fh.close();
+    try {
+      await this.flush();
+    } finally {
+      await this.fh.close();
+    }
   }
 }
 
@@ -66,56 +113,77 @@ function header(magic: string, itemBytes: number, count: number): Buffer {
 export class TokenFileWriter {
   private count = 0;
   private total = 0;
+  private buf: Uint16Array | Uint32Array;
   private used = 0;
-  private readonly offset = Buffer.alloc(8);
+  private readonly offset = new Uint32Array(2);
+  private readonly offsetBytes = new Uint8Array(this.offset.buffer);
 
   private constructor(
     private readonly path: string,
-    private readonly body: FileHandle,
+    private readonly body: BufferedFile,
     private readonly offsets: BufferedFile,
-    private readonly buf: Uint16Array | Uint32Array,
-  ) {}
+    private readonly wide: boolean,
+  ) {
+    this.buf = this.newBuffer();
+  }
 
   static async create(path: string, vocabSize: number): Promise<TokenFileWriter> {
-    const buf = vocabSize <= 65536 ? new Uint16Array(1 << 19) : new Uint32Array(1 << 19);
     const offsets = await BufferedFile.create(`${path}.offsets`);
-    const writer = new TokenFileWriter(path, await open(`${path}.body`, 'w'), offsets, buf);
-    await writer.writeOffset();
+    const body = await BufferedFile.create(`${path}.body`);
+    const writer = new TokenFileWriter(path, body, offsets, vocabSize > 65536);
+    writer.writeOffset();
     return writer;
   }
 
-  /** Append one passage given as consecutive parts; returns its token count. */
-  async add(parts: readonly ArrayLike<number>[]): Promise<number> {
-    let n = 0;
-    for (const part of parts) {
-      if (this.used + part.length > this.buf.length) await this.flush();
-      this.buf.set(part, this.used);
-      this.used += part.length;
-      n += part.length;
-    }
+  private newBuffer(): Uint16Array | Uint32Array {
+    return this.wide ? new Uint32Array(1 << 18) : new Uint16Array(1 << 19);
+  }
+
+  /** Append one passage: `prefix`, `ids[from:to]`, `suffix`; returns its token count. */
+  add(
+    prefix: ArrayLike<number>,
+    ids: ArrayLike<number>,
+    from: number,
+    to: number,
+    suffix: ArrayLike<number>,
+  ): number {
+    const n = prefix.length + (to - from) + suffix.length;
+    if (this.used + n > this.buf.length) this.flush();
+    if (n > this.buf.length) this.buf = this.wide ? new Uint32Array(n) : new Uint16Array(n);
+    const buf = this.buf;
+    let at = this.used;
+    for (let i = 0; i < prefix.length; i += 1) buf[at++] = prefix[i] as number;
+    for (let i = from; i < to; i += 1) buf[at++] = ids[i] as number;
+    for (let i = 0; i < suffix.length; i += 1) buf[at++] = suffix[i] as number;
+    this.used = at;
     this.count += 1;
     this.total += n;
-    await this.writeOffset();
+    this.writeOffset();
     return n;
   }
 
-  private async writeOffset(): Promise<void> {
-    this.offset.writeUInt32LE(this.total >>> 0, 0);
-    this.offset.writeUInt32LE(Math.floor(this.total / 2 ** 32), 4);
-    await this.offsets.write(this.offset);
+  ready(): Promise<void> | undefined {
+    return this.body.ready() ?? this.offsets.ready();
   }
 
-  private async flush(): Promise<void> {
+  private writeOffset(): void {
+    this.offset[0] = this.total >>> 0;
+    this.offset[1] = Math.floor(this.total / 2 ** 32);
+    this.offsets.write(this.offsetBytes);
+  }
+
+  private flush(): void {
     if (this.used === 0) return;
-    await this.body.write(new Uint8Array(this.buf.buffer, 0, this.used * this.buf.BYTES_PER_ELEMENT));
+    this.body.writeOwned(new Uint8Array(this.buf.buffer, 0, this.used * this.buf.BYTES_PER_ELEMENT));
+    this.buf = this.newBuffer(); // the old one is the file's until written
     this.used = 0;
   }
 
   async close(): Promise<void> {
-    await this.flush();
+    this.flush();
     await Promise.all([this.body.close(), this.offsets.close()]);
     const out = createWriteStream(this.path);
-    await writeAll(out, header(TOKENS_MAGIC, this.buf.BYTES_PER_ELEMENT, this.count));
+    await writeAll(out, header(TOKENS_MAGIC, this.wide ? 4 : 2, this.count));
     for (const side of [`${this.path}.offsets`, `${this.path}.body`]) {
       for await (const chunk of createReadStream(side)) await writeAll(out, chunk as Buffer);
       await rm(side);
@@ -129,20 +197,25 @@ export class TokenFileWriter {
 export class PairsWriter {
   private count = 0;
   private readonly rec = new Uint32Array(2);
+  private readonly recBytes = new Uint8Array(this.rec.buffer);
 
   private constructor(private readonly file: BufferedFile) {}
 
   static async create(path: string): Promise<PairsWriter> {
     const file = await BufferedFile.create(path);
-    await file.write(header(PAIRS_MAGIC, 4, 0)); // count patched on close
+    file.write(header(PAIRS_MAGIC, 4, 0)); // count patched on close
     return new PairsWriter(file);
   }
 
-  async add(anchor: number, context: number): Promise<void> {
+  add(anchor: number, context: number): void {
     this.rec[0] = anchor;
     this.rec[1] = context;
-    await this.file.write(new Uint8Array(this.rec.buffer));
+    this.file.write(this.recBytes);
     this.count += 1;
+  }
+
+  ready(): Promise<void> | undefined {
+    return this.file.ready();
   }
 
   async close(): Promise<void> {
@@ -151,35 +224,45 @@ export class PairsWriter {
   }
 }
 
-/** Gzipped text lines (passages.jsonl.gz), with backpressure. */
+/** Gzipped text lines (passages.jsonl.gz): `writeLine` buffers; `ready()` reports the gzip stream's backpressure. */
 export class GzipLineWriter {
-  // Level 1: the text compresses ~3.3x at a third of level 6's CPU, which the tokenizer needs more.
-  private readonly gzip: Gzip = createGzip({ level: 1 });
+  // Level 1: the text compresses ~3.3x at a third of level 6's CPU, which the tokenizer needs more. Large
+  // chunks: each one is a round trip through libuv's thread pool (deflate, then the file write).
+  private readonly gzip: Gzip = createGzip({ level: 1, chunkSize: 1 << 18 });
   private readonly out: WriteStream;
   private pending: string[] = [];
   private pendingChars = 0;
+  private drained: Promise<unknown> | undefined;
 
   constructor(path: string) {
-    this.out = createWriteStream(path);
+    this.out = createWriteStream(path, { highWaterMark: 1 << 20 });
     this.gzip.pipe(this.out);
   }
 
-  async writeLine(line: string): Promise<void> {
+  writeLine(line: string): void {
     this.pending.push(line);
     this.pendingChars += line.length;
-    if (this.pendingChars > 1 << 18) await this.flush();
+    if (this.pendingChars > 1 << 18) this.flush();
   }
 
-  private async flush(): Promise<void> {
+  ready(): Promise<unknown> | undefined {
+    return this.drained;
+  }
+
+  private flush(): void {
     if (this.pending.length === 0) return;
     const text = `${this.pending.join('\n')}\n`;
     this.pending = [];
     this.pendingChars = 0;
-    await writeAll(this.gzip, text);
+    if (!this.gzip.write(text) && !this.drained) {
+      this.drained = once(this.gzip, 'drain').finally(() => {
+        this.drained = undefined;
+      });
+    }
   }
 
   async close(): Promise<void> {
-    await this.flush();
+    this.flush();
     this.gzip.end();
     await once(this.out, 'finish');
   }

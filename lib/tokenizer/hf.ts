@@ -8,6 +8,8 @@ export interface HfEncoding {
   getIds(): number[];
   getOffsets(): [number, number][];
   getWordIds(): (number | null | undefined)[];
+  /** Index of the token whose offsets hold code point `pos` (the offsets count code points), or null. */
+  charToToken(pos: number, seqId?: number | null): number | null;
 }
 
 export interface HfModel {
@@ -35,7 +37,11 @@ export interface HfTokenizer {
 }
 
 export interface HfBinding {
-  Tokenizer: { new (model: HfModel): HfTokenizer; fromFile(path: string): HfTokenizer };
+  Tokenizer: {
+    new (model: HfModel): HfTokenizer;
+    fromFile(path: string): HfTokenizer;
+    fromString(json: string): HfTokenizer;
+  };
   WordPiece: {
     init(
       vocab: Record<string, number>,

@@ -30,8 +30,9 @@ export async function loadTokenizer(dirOrFile: string): Promise<CorpusTokenizer>
   let spec: TokenizerJson;
   let hf: HfTokenizer;
   try {
-    spec = JSON.parse(readFileSync(file, 'utf8')) as TokenizerJson;
-    hf = binding.Tokenizer.fromFile(file);
+    const text = readFileSync(file, 'utf8');
+    hf = binding.Tokenizer.fromString(text);
+    spec = pipelineSpec(text);
   } catch (err) {
     throw new ConfigError('tokenizer', `cannot load ${file}: ${(err as Error).message}`);
   }
@@ -113,6 +114,86 @@ function isSliceSafe(spec: TokenizerJson): boolean {
     allOf(spec.pre_tokenizer, 'pretokenizers', LOCAL_PRETOKENIZERS) &&
     allOf(spec.post_processor, 'processors', SIMPLE_PROCESSORS)
   );
+}
+
+/**
+ * The parts of tokenizer.json that isSliceSafe reads, without parsing the model's vocabulary (most of the
+ * file: parsing it costs more than loading the tokenizer). `fromString` has validated the JSON already.
+ */
+function pipelineSpec(text: string): TokenizerJson {
+  const spec: Record<string, unknown> = {};
+  const wanted = new Set(['model', 'normalizer', 'pre_tokenizer', 'post_processor']);
+  for (const [key, start] of objectEntries(text, text.indexOf('{'))) {
+    if (!wanted.delete(key)) continue;
+    if (key === 'model') {
+      const model: Record<string, unknown> = {};
+      for (const [k, a] of objectEntries(text, start)) {
+        if (k !== 'type') continue;
+        model.type = JSON.parse(text.slice(a, valueEnd(text, a)));
+        break; // serialized first: the vocabulary after it is never scanned
+      }
+      spec.model = model;
+    } else spec[key] = JSON.parse(text.slice(start, valueEnd(text, start)));
+    if (wanted.size === 0) break; // the model is serialized last
+  }
+  return spec as TokenizerJson;
+}
+
+/**
+ * [key, value start] of each member of the JSON object starting at `open` ('{'), lazily: a value is
+ * skipped only when the next member is asked for.
+ */
+function* objectEntries(text: string, open: number): Generator<[string, number]> {
+  let i = skipSpace(text, open + 1);
+  while (text[i] === '"') {
+    const keyEnd = stringEnd(text, i);
+    const key = JSON.parse(text.slice(i, keyEnd)) as string;
+    const start = skipSpace(text, skipSpace(text, keyEnd) + 1); // past ':'
+    yield [key, start];
+    i = skipSpace(text, valueEnd(text, start));
+    if (text[i] === ',') i = skipSpace(text, i + 1);
+  }
+}
+
+function skipSpace(text: string, i: number): number {
+  let j = i;
+  while (j < text.length && ' \t\n\r'.includes(text[j] as string)) j += 1;
+  return j;
+}
+
+/** Index just past the string starting at `i` ('"'). */
+function stringEnd(text: string, i: number): number {
+  let j = text.indexOf('"', i + 1);
+  for (;;) {
+    let backslashes = 0;
+    while (text[j - 1 - backslashes] === '\\') backslashes += 1;
+    if (backslashes % 2 === 0) return j + 1;
+    j = text.indexOf('"', j + 1);
+  }
+}
+
+/** Index just past the JSON value starting at `i`. */
+function valueEnd(text: string, i: number): number {
+  const c = text[i];
+  if (c === '"') return stringEnd(text, i);
+  if (c !== '{' && c !== '[') {
+    let j = i;
+    while (j < text.length && !',}] \t\n\r'.includes(text[j] as string)) j += 1;
+    return j;
+  }
+  const structural = /["{}[\]]/g;
+  let depth = 0;
+  structural.lastIndex = i;
+  for (let m = structural.exec(text); m !== null; m = structural.exec(text)) {
+    const d = m[0];
+    if (d === '"') structural.lastIndex = stringEnd(text, m.index);
+    else if (d === '{' || d === '[') depth += 1;
+    else {
+      depth -= 1;
+      if (depth === 0) return m.index + 1;
+    }
+  }
+  return text.length;
 }
 
 function allOf(c: Component | null | undefined, key: keyof Component, allowed: Set<string>): boolean {

@@ -8,6 +8,9 @@ import {
   loadTokenizer,
   prepareShard,
 } from '../../../lib/corpus';
+import { sentenceDocTokens, wholeDocTokens } from '../../../lib/corpus/doc-tokens';
+import { type DocTokens, packSentences } from '../../../lib/corpus/split';
+import { sentenceSpans } from '../../../lib/corpus/text';
 import {
   jsonlDocs,
   makeTmp,
@@ -156,6 +159,58 @@ describe('passage splitting', () => {
     const decomposed = 'Cafe\u0301 au lait. בְּרֵאשִׁית בָּרָא׃';
     const { passages } = await split([{ id: 'n', text: decomposed }], { strip_niqqud: true });
     assert.equal(passages[0]?.text, 'Caf\u00e9 au lait. בראשית ברא׃');
+  });
+
+  it('splits a document encoded whole exactly as its sentences encoded one by one', async () => {
+    const texts = [
+      SENTENCES.join(' '),
+      `${SENTENCES.join('  \n ')}\n`,
+      'Short one.',
+      '\u200fThe mark is dropped. \u200f\u200eSo is this one! Then words.',
+      'A sentence. \u200b. Another sentence with a zero-token sentence before it.',
+      'Wing\uFEFF. Flow? \uFEFFHeat.',
+      'Emoji 😀 lift. Drag 𝔘 rise! The shock 😀😀 jumps.',
+      `${'aerodynamic '.repeat(40)}end. Next sentence. ${'x'.repeat(300)} tail.`,
+      ' \n \u200b ',
+      '',
+    ];
+    const passages = (doc: DocTokens, budget: number) =>
+      packSentences(doc, budget).passages.map((p) => ({
+        text: `${p.charStart}-${p.charEnd}`,
+        ids: Array.from(doc.ids()).slice(p.tokStart, p.tokEnd),
+      }));
+    let whole = 0;
+    for (const budget of [6, 30, 126]) {
+      for (const text of texts) {
+        const spans = sentenceSpans(text);
+        const sentences = await tok.hf.encodeBatch(
+          spans.map((s) => text.slice(s.start, s.end)),
+          { addSpecialTokens: false },
+        );
+        const expected = passages(sentenceDocTokens(text, spans, sentences), budget);
+        const doc = wholeDocTokens(
+          text,
+          spans,
+          await tok.hf.encode(text, null, { addSpecialTokens: false }),
+          budget,
+        );
+        if (!doc) continue; // prepareShard encodes this one's sentences instead
+        whole += 1;
+        assert.deepEqual(passages(doc, budget), expected, `budget ${budget}: ${JSON.stringify(text)}`);
+      }
+    }
+    assert.ok(whole >= 20, `${whole} documents split from their whole encoding`);
+  });
+
+  it('prepares documents that cannot be split from their whole encoding like the others', async () => {
+    const docs = [
+      { id: 'a', text: 'Wing\uFEFF. Flow? \uFEFFHeat. The wing was tested.' },
+      { id: 'b', text: `A sentence. \u200b. ${SENTENCES.join(' ')}` },
+      { id: 'c', text: SENTENCES.join(' ') },
+    ];
+    const { passages, ids } = await split(docs, { max_passage_tokens: 24 });
+    assert.ok(passages.length > docs.length);
+    await assertParity(passages, ids);
   });
 });
 
