@@ -71,7 +71,9 @@ describe('pipeline workflow (real Temporal, local artifact directory)', { timeou
     assert.ok(paths.some((p) => /^shards\/00001\/tokens\.bin$/.test(p)));
     assert.equal(verified.manifest.inputs.length, 2);
     // corpus.json's shard dirs are relative to the stage folder: every shard's files are in the manifest.
-    const corpusIndex = JSON.parse((await store.get('runs/it-local/prepare-corpus/corpus.json')).toString('utf8'));
+    const corpusIndex = JSON.parse(
+      (await store.get('runs/it-local/prepare-corpus/corpus.json')).toString('utf8'),
+    );
     for (const shard of corpusIndex.shards as { dir: string; files: Record<string, string> }[])
       for (const file of Object.values(shard.files))
         assert.ok(paths.includes(`${shard.dir}/${file}`), `${shard.dir}/${file} not in the manifest`);

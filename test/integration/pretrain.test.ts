@@ -67,7 +67,9 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
   throw new Error(`timed out waiting for ${what}`);
 }
 
-describe('pre-training survives a killed GPU worker (real Temporal, S3, trainer)', { timeout: 900_000 }, () => {
+describe('pre-training survives a killed GPU worker (real Temporal, S3, trainer)', {
+  timeout: 900_000,
+}, () => {
   let s3: S3Server;
   let env: PipelineEnv;
   const workers: ChildProcess[] = [];
@@ -140,7 +142,10 @@ describe('pre-training survives a killed GPU worker (real Temporal, S3, trainer)
     const result = (await handle.result()) as PipelineResult;
     assert.ok(result.pretrain, 'pipeline result has a pretrain stage');
     const resumed = result.pretrain.stats.resumed_from_step ?? 0;
-    assert.ok(resumed >= killedAfter, `resumed from ${resumed}, a checkpoint at ${killedAfter} was in the bucket`);
+    assert.ok(
+      resumed >= killedAfter,
+      `resumed from ${resumed}, a checkpoint at ${killedAfter} was in the bucket`,
+    );
     assert.equal(resumed % CHECKPOINT_EVERY, 0);
     assert.equal(result.pretrain.stats.steps, MAX_STEPS);
 
@@ -167,7 +172,11 @@ describe('pre-training survives a killed GPU worker (real Temporal, S3, trainer)
     // The published encoder loads with transformers.
     const check = spawnSync(
       trainerPython(),
-      ['-c', 'import sys; from transformers import AutoModelForMaskedLM as M; m = M.from_pretrained(sys.argv[1]); print(m.config.hidden_size)', join(local, 'model')],
+      [
+        '-c',
+        'import sys; from transformers import AutoModelForMaskedLM as M; m = M.from_pretrained(sys.argv[1]); print(m.config.hidden_size)',
+        join(local, 'model'),
+      ],
       { encoding: 'utf8', env: { ...process.env, HF_HUB_OFFLINE: '1' } },
     );
     assert.equal(check.status, 0, check.stderr);
