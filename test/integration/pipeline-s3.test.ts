@@ -64,7 +64,12 @@ describe('pipeline workflow on S3 (real Temporal, real S3-compatible server)', {
           run_id: 'it-s3',
           artifacts: root,
           corpus: { source: dataset.uri, name: 'cranfield' },
-          prepare_corpus: { shard_bytes: 400_000, vocab_size: 5000, max_parallel_shards: 3, empty_text: 'skip' },
+          prepare_corpus: {
+            shard_bytes: 400_000,
+            vocab_size: 5000,
+            max_parallel_shards: 3,
+            empty_text: 'skip',
+          },
           pretrain: null,
         },
       ],
