@@ -49,7 +49,10 @@ export async function followRun(
   }
   if (tty) out.write('\n');
   try {
-    return { result: await resultPromise, progress };
+    const result = await resultPromise;
+    // The last poll may predate the final update; a closed run still answers while its worker is up.
+    progress = await handle.query<PipelineProgress>('progress').catch(() => progress);
+    return { result, progress };
   } catch (err) {
     throw new RunFailedError(handle.workflowId, failureMessage(err), progress);
   }

@@ -1,6 +1,8 @@
 /** `cotmae demo`: the main job on the embedded defaults, on a generated demo collection. */
 import { join } from 'node:path';
+import { openStore } from '../../lib/artifacts';
 import { DEFAULT_DEMO_OPTIONS, writeDemoCollection } from '../../lib/demo/generate';
+import type { PretrainResult } from '../../lib/pipeline/types';
 import { defaultArtifactRoot, stateDir } from '../../lib/settings';
 import { type CommandSpec, helpText, parseCommand } from '../usage';
 import { buildInput, defaultRunId, runPipeline } from './run';
@@ -52,8 +54,36 @@ export async function demoCommand(argv: string[]): Promise<number> {
       `demo run ${result.runId} finished`,
       `  corpus preparation: ${s.documents} documents → ${s.passages} passages, ${s.tokens} tokens, ${s.pairs} pre-training pairs, ${s.queries} queries, ${s.qrels} qrels (${s.shards} shards)`,
       `  artifact: ${result.corpus.uri}`,
+      ...(result.pretrain ? await pretrainLines(result.pretrain) : []),
       '',
     ].join('\n'),
   );
   return 0;
+}
+
+/** The loss curve in a few points (from the published train_log.jsonl) and the final loss components. */
+async function pretrainLines(pretrain: PretrainResult): Promise<string[]> {
+  const store = openStore(pretrain.uri);
+  try {
+    const log = (await store.get('train_log.jsonl'))
+      .toString('utf8')
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { step: number; loss: number });
+    const marks = [0, 0.25, 0.5, 0.75, 1].map(
+      (f) => log[Math.min(log.length - 1, Math.round(f * (log.length - 1)))],
+    );
+    const curve = [...new Set(marks)].map((m) => `step ${m?.step}: ${m?.loss.toFixed(3)}`).join(' → ');
+    const s = pretrain.stats;
+    const parts = ['mlm', 'ae_dense', 'ae_sparse', 'ar_dense', 'ar_sparse'].map(
+      (k) => `${k}=${s[k]?.toFixed(3)}`,
+    );
+    return [
+      `  pre-training loss: ${curve}`,
+      `    final components: ${parts.join(', ')}`,
+      `  model: ${pretrain.uri}model/`,
+    ];
+  } finally {
+    await store.close();
+  }
 }

@@ -42,6 +42,7 @@ export const DEFAULT_PRETRAIN_CONFIG: Readonly<PretrainConfig> = Object.freeze({
   max_steps: 200,
   batch_size: 16,
   checkpoint_every: 50,
+  log_every: 10,
 });
 
 /** Returns every problem of `raw` as "key: reason"; empty means valid. */
