@@ -5,8 +5,6 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { S3Client } from '@aws-sdk/client-s3';
-import { ensureBucket, type S3Server, startS3Server } from '../../infra/s3';
 import { openStore, readManifest, verifyArtifact } from '../../lib/artifacts';
 import { CPU_TASK_QUEUE } from '../../lib/constants';
 import { importDataset } from '../../lib/datasets/import';
@@ -14,40 +12,23 @@ import type { PipelineProgress } from '../../lib/pipeline/progress';
 import type { PipelineResult } from '../../lib/pipeline/types';
 import { repoRoot } from '../../lib/settings';
 import { type PipelineEnv, startPipelineEnv } from '../support/pipeline-env';
+import { startTestS3, type TestS3 } from '../support/s3-env';
 
 const CRANFIELD = join(repoRoot(), '..', 'shared', 'data', 'cranfield');
 const BUCKET = 'cotmae-it';
 
 describe('pipeline workflow on S3 (real Temporal, real S3-compatible server)', { timeout: 600_000 }, () => {
-  let s3: S3Server;
+  let s3: TestS3;
   let env: PipelineEnv;
-  const saved = { ...process.env };
 
   before(async () => {
-    s3 = await startS3Server();
-    // The in-process workers' activities read the standard AWS settings, as they would on a real box.
-    Object.assign(process.env, {
-      AWS_ENDPOINT_URL: s3.endpoint,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      AWS_REGION: s3.region,
-      S3_FORCE_PATH_STYLE: 'true',
-    });
-    const client = new S3Client({
-      endpoint: s3.endpoint,
-      region: s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
-    await ensureBucket(client, BUCKET);
-    client.destroy();
+    s3 = await startTestS3(BUCKET);
     env = await startPipelineEnv();
   });
 
   after(async () => {
     await env?.stop();
     await s3?.stop();
-    process.env = saved;
   });
 
   it('imports cranfield, prepares it from the bucket in several shards, and publishes verified artifacts', async () => {

@@ -11,8 +11,6 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { S3Client } from '@aws-sdk/client-s3';
-import { ensureBucket, type S3Server, startS3Server } from '../../infra/s3';
 import { fetchArtifact, openStore, verifyArtifact } from '../../lib/artifacts';
 import { CPU_TASK_QUEUE } from '../../lib/constants';
 import { writeDemoCollection } from '../../lib/demo/generate';
@@ -21,6 +19,7 @@ import { repoRoot } from '../../lib/settings';
 import { storedCheckpointSteps } from '../../lib/trainer/checkpoints';
 import { trainerPython } from '../../lib/trainer/python';
 import { type PipelineEnv, startPipelineEnv } from '../support/pipeline-env';
+import { startTestS3, type TestS3 } from '../support/s3-env';
 
 const BUCKET = 'cotmae-pretrain-it';
 const ROOT = `s3://${BUCKET}/cotmae`;
@@ -70,28 +69,12 @@ async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<
 describe('pre-training survives a killed GPU worker (real Temporal, S3, trainer)', {
   timeout: 900_000,
 }, () => {
-  let s3: S3Server;
+  let s3: TestS3;
   let env: PipelineEnv;
   const workers: ChildProcess[] = [];
-  const saved = { ...process.env };
 
   before(async () => {
-    s3 = await startS3Server();
-    Object.assign(process.env, {
-      AWS_ENDPOINT_URL: s3.endpoint,
-      AWS_ACCESS_KEY_ID: s3.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: s3.secretAccessKey,
-      AWS_REGION: s3.region,
-      S3_FORCE_PATH_STYLE: 'true',
-    });
-    const client = new S3Client({
-      endpoint: s3.endpoint,
-      region: s3.region,
-      forcePathStyle: true,
-      credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
-    });
-    await ensureBucket(client, BUCKET);
-    client.destroy();
+    s3 = await startTestS3(BUCKET);
     env = await startPipelineEnv({ gpuWorker: false });
   });
 
@@ -99,7 +82,6 @@ describe('pre-training survives a killed GPU worker (real Temporal, S3, trainer)
     for (const w of workers) if (w.exitCode === null && w.signalCode === null) w.kill('SIGTERM');
     await env?.stop();
     await s3?.stop();
-    process.env = saved;
   });
 
   it('kills the GPU worker mid-run; a new worker resumes from the uploaded checkpoint', async () => {
