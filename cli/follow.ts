@@ -1,8 +1,8 @@
 /** Following a pipeline run from the CLI: a progress line per stage, then the result or the failure. */
-import type { WorkflowHandle } from '@temporalio/client';
-import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure, type Client, WorkflowFailedError } from '@temporalio/client';
 import { describeProgress, type PipelineProgress } from '../lib/pipeline/progress';
 import type { PipelineResult } from '../lib/pipeline/types';
+import { liveProgress } from '../lib/temporal/live-progress';
 import { progressBar } from './usage';
 
 const POLL_MS = 1000;
@@ -13,14 +13,20 @@ function renderLine(progress: PipelineProgress): string {
   const bar = current.total
     ? ` ${progressBar(current.done ?? 0, current.total)} ${current.done ?? 0}/${current.total}`
     : '';
-  return `${current.stage}: ${current.state}${bar}${current.message ? ` ${current.message}` : ''}`;
+  const loss = current.counts?.loss !== undefined ? ` loss ${current.counts.loss.toFixed(4)}` : '';
+  return `${current.stage}: ${current.state}${bar}${loss}${current.message ? ` ${current.message}` : ''}`;
 }
 
-/** Polls the `progress` query until the workflow closes; returns its result or throws its failure. */
+/**
+ * Polls the run (its query, its children's, its training heartbeats) until the workflow closes; returns its
+ * result, or throws RunFailedError / RunCancelledError.
+ */
 export async function followRun(
-  handle: WorkflowHandle,
+  client: Client,
+  workflowId: string,
   out: NodeJS.WriteStream = process.stderr,
 ): Promise<{ result: PipelineResult; progress: PipelineProgress | undefined }> {
+  const handle = client.workflow.getHandle(workflowId);
   const tty = out.isTTY === true;
   let last = '';
   let progress: PipelineProgress | undefined;
@@ -36,9 +42,9 @@ export async function followRun(
   );
   while (!settled) {
     try {
-      progress = await handle.query<PipelineProgress>('progress');
-      const line = renderLine(progress);
-      if (line !== last) {
+      progress = (await liveProgress(client, workflowId)).progress ?? progress;
+      const line = progress ? renderLine(progress) : '';
+      if (line !== '' && line !== last) {
         out.write(tty ? `\r\x1b[2K${line}` : `${line}\n`);
         last = line;
       }
@@ -54,7 +60,10 @@ export async function followRun(
     progress = await handle.query<PipelineProgress>('progress').catch(() => progress);
     return { result, progress };
   } catch (err) {
-    throw new RunFailedError(handle.workflowId, failureMessage(err), progress);
+    progress = await handle.query<PipelineProgress>('progress').catch(() => progress);
+    if (err instanceof WorkflowFailedError && err.cause instanceof CancelledFailure)
+      throw new RunCancelledError(workflowId, progress);
+    throw new RunFailedError(workflowId, failureMessage(err), progress);
   }
 }
 
@@ -66,6 +75,19 @@ export class RunFailedError extends Error {
   ) {
     super(`run ${workflowId} failed: ${reason}${progress ? `\n${describeProgress(progress)}` : ''}`);
     this.name = 'RunFailedError';
+  }
+}
+
+/** The run was cancelled (Web UI, `cotmae cancel`): its trainers checkpointed; re-running the run id resumes. */
+export class RunCancelledError extends Error {
+  constructor(
+    readonly workflowId: string,
+    readonly progress: PipelineProgress | undefined,
+  ) {
+    super(
+      `run ${workflowId} was cancelled${progress ? `\n${describeProgress(progress)}` : ''}\nStart the same run id again to resume it (completed stages are reused).`,
+    );
+    this.name = 'RunCancelledError';
   }
 }
 

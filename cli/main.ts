@@ -2,17 +2,19 @@
 /** `cotmae`: the command line. Exit codes: 0 ok, 1 failure, 2 usage (bad flags, bad config). */
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { ConfigError, PipelineError } from '../lib/errors';
+import { cancelCommand, cancelSpec } from './commands/cancel';
 import { dataCommand, dataSpec } from './commands/data';
 import { demoCommand, demoSpec } from './commands/demo';
-import { runCommand, runSpec } from './commands/run';
+import { RunIdTakenError, runCommand, runSpec } from './commands/run';
 import { statusCommand, statusSpec } from './commands/status';
 import { workerCommand, workerSpec } from './commands/worker';
-import { RunFailedError } from './follow';
+import { RunCancelledError, RunFailedError } from './follow';
 import { type CommandSpec, UsageError } from './usage';
 
 const COMMANDS: { spec: CommandSpec; run: (argv: string[]) => Promise<number> }[] = [
   { spec: runSpec, run: runCommand },
   { spec: statusSpec, run: statusCommand },
+  { spec: cancelSpec, run: cancelCommand },
   { spec: workerSpec, run: workerCommand },
   { spec: dataSpec, run: dataCommand },
   { spec: demoSpec, run: demoCommand },
@@ -41,7 +43,11 @@ export async function main(argv: string[]): Promise<number> {
   // The AWS SDK warns on every start that Node 20 support ends; it says nothing about this run.
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   // Worker and SDK chatter only when something is wrong; COTMAE_LOG_LEVEL=INFO for more.
-  Runtime.install({ logger: new DefaultLogger((process.env.COTMAE_LOG_LEVEL as 'WARN') ?? 'WARN') });
+  // Signals are the commands' own business (a worker tells its trainers before it drains).
+  Runtime.install({
+    logger: new DefaultLogger((process.env.COTMAE_LOG_LEVEL as 'WARN') ?? 'WARN'),
+    shutdownSignals: [],
+  });
   try {
     return await command.run(rest);
   } catch (err) {
@@ -54,11 +60,11 @@ function reportError(err: unknown): number {
     process.stderr.write(`error: ${err.message}\n\n${err.help}\n`);
     return 2;
   }
-  if (err instanceof ConfigError) {
+  if (err instanceof ConfigError || err instanceof RunIdTakenError) {
     process.stderr.write(`error: ${err.message}\n`);
     return 2;
   }
-  if (err instanceof RunFailedError || err instanceof PipelineError) {
+  if (err instanceof RunFailedError || err instanceof RunCancelledError || err instanceof PipelineError) {
     process.stderr.write(`error: ${err.message}\n`);
     return 1;
   }

@@ -11,14 +11,25 @@ import { readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Connection, isGrpcServiceError } from '@temporalio/client';
-import { DEFAULT_NAMESPACE, SEARCH_ATTRIBUTES } from '../lib/constants';
+import { DEFAULT_NAMESPACE, SearchAttributes } from '../lib/constants';
 import { ConfigError } from '../lib/errors';
-import { repoRoot } from '../lib/settings';
+import { stateDir as cotmaeStateDir, repoRoot } from '../lib/settings';
+import { processAlive } from '../lib/util/processes';
 import { findOnPath, freePort, isExecutable, waitForExit } from './process';
 
 export { freePort, repoRoot };
 
 export type SearchAttributeType = 'Text' | 'Keyword' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
+
+const OPERATOR_TYPE_NAMES: Record<string, SearchAttributeType> = {
+  TEXT: 'Text',
+  KEYWORD: 'Keyword',
+  INT: 'Int',
+  DOUBLE: 'Double',
+  BOOL: 'Bool',
+  DATETIME: 'Datetime',
+  KEYWORD_LIST: 'KeywordList',
+};
 
 /** temporal.api.enums.v1.IndexedValueType values. */
 const INDEXED_VALUE_TYPE: Record<SearchAttributeType, number> = {
@@ -30,6 +41,11 @@ const INDEXED_VALUE_TYPE: Record<SearchAttributeType, number> = {
   Datetime: 6,
   KeywordList: 7,
 };
+/** The project's search attributes (lib/constants.ts) as the operator service names their types. */
+export const SEARCH_ATTRIBUTES: Readonly<Record<string, SearchAttributeType>> = Object.fromEntries(
+  Object.values(SearchAttributes).map((key) => [key.name, OPERATOR_TYPE_NAMES[key.type]]),
+);
+
 const HEALTH_SERVING = 1;
 const GRPC_ALREADY_EXISTS = 6;
 
@@ -43,7 +59,7 @@ export interface DevServerOptions {
   /** Address the server binds (default 127.0.0.1; 0.0.0.0 to accept workers from other machines). */
   ip?: string;
   namespace?: string;
-  /** SQLite file (default <repo>/.state/temporal/dev.sqlite); its folder is created. */
+  /** SQLite file (default $COTMAE_STATE_DIR/temporal/dev.sqlite, state dir default <repo>/.state); its folder is created. */
   dbFilename?: string;
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** Time allowed to become healthy, search attributes included (default 60 s). */
@@ -52,7 +68,7 @@ export interface DevServerOptions {
   stopGraceMs?: number;
   /** The temporal CLI (default: findTemporalCli()). */
   binary?: string;
-  /** Search attributes to register (default SEARCH_ATTRIBUTES from lib/constants). */
+  /** Search attributes to register (default: SearchAttributes of lib/constants). */
   searchAttributes?: Readonly<Record<string, SearchAttributeType>>;
 }
 
@@ -227,7 +243,7 @@ function resolveOptions(opts: DevServerOptions): Resolved {
     binary: opts.binary ?? findTemporalCli(),
     ip: opts.ip ?? '127.0.0.1',
     namespace: opts.namespace ?? DEFAULT_NAMESPACE,
-    dbFilename: resolve(opts.dbFilename ?? join(repoRoot(), '.state', 'temporal', 'dev.sqlite')),
+    dbFilename: resolve(opts.dbFilename ?? join(temporalStateDir(), 'dev.sqlite')),
     logLevel: opts.logLevel ?? 'warn',
     startTimeoutMs: opts.startTimeoutMs ?? 60_000,
     stopGraceMs: opts.stopGraceMs ?? 10_000,
@@ -317,7 +333,7 @@ function checkDbFree(dbFilename: string): void {
   } catch {
     return;
   }
-  if (pid > 0 && isAlive(pid) && isTemporalProcess(pid)) {
+  if (pid > 0 && processAlive(pid) && isTemporalProcess(pid)) {
     throw new DevServerStartError(
       `${dbFilename} is in use by the Temporal dev server pid ${pid}: stop it (make temporal-down) or pass another dbFilename`,
       '',
@@ -434,10 +450,11 @@ interface PidFile {
   startedAt: string;
 }
 
-function stateDir(): string {
-  return join(repoRoot(), '.state', 'temporal');
+/** The dev server's folder inside the state dir (COTMAE_STATE_DIR isolates one server from another). */
+function temporalStateDir(): string {
+  return join(cotmaeStateDir(), 'temporal');
 }
-const pidFilePath = () => join(stateDir(), 'server.json');
+const pidFilePath = () => join(temporalStateDir(), 'server.json');
 
 async function readPidFile(): Promise<PidFile | undefined> {
   try {
@@ -447,22 +464,13 @@ async function readPidFile(): Promise<PidFile | undefined> {
   }
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /** Guards against a recycled pid: the process must still be a temporal server. */
 function isTemporalProcess(pid: number): boolean {
   try {
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
     return cmdline.includes('start-dev') && cmdline.some((a) => a.endsWith('temporal'));
   } catch {
-    return isAlive(pid);
+    return processAlive(pid);
   }
 }
 
@@ -471,17 +479,17 @@ export async function runningDevServer(): Promise<
   Pick<PidFile, 'address' | 'namespace' | 'uiUrl'> | undefined
 > {
   const pidFile = await readPidFile();
-  if (!pidFile || !isAlive(pidFile.pid) || !isTemporalProcess(pidFile.pid)) return undefined;
+  if (!pidFile || !processAlive(pidFile.pid) || !isTemporalProcess(pidFile.pid)) return undefined;
   return { address: pidFile.address, namespace: pidFile.namespace, uiUrl: pidFile.uiUrl };
 }
 
 async function waitGone(pid: number, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
   while (Date.now() < deadline) {
-    if (!isAlive(pid)) return true;
+    if (!processAlive(pid)) return true;
     await sleep(100);
   }
-  return !isAlive(pid);
+  return !processAlive(pid);
 }
 
 /** Kills a detached server (its own process group): SIGTERM, SIGKILL after `graceMs`. */
@@ -505,14 +513,14 @@ export async function stopDetached(pid: number, graceMs = 10_000): Promise<void>
 
 async function cliStart(opts: DevServerOptions): Promise<number> {
   const current = await readPidFile();
-  if (current && isAlive(current.pid) && isTemporalProcess(current.pid)) {
+  if (current && processAlive(current.pid) && isTemporalProcess(current.pid)) {
     console.log(`[temporal] already running: pid ${current.pid}, ${current.address}, UI ${current.uiUrl}`);
     return 0;
   }
   const r = resolveOptions(opts);
   const port = opts.freePorts ? await freePort() : (opts.port ?? 7233);
   const uiPort = opts.freePorts ? await freePort() : (opts.uiPort ?? port + 1000);
-  mkdirSync(stateDir(), { recursive: true });
+  mkdirSync(temporalStateDir(), { recursive: true });
   mkdirSync(dirname(r.dbFilename), { recursive: true });
   try {
     checkDbFree(r.dbFilename);
@@ -520,7 +528,7 @@ async function cliStart(opts: DevServerOptions): Promise<number> {
     console.error(`[temporal] ${errText(err)}`);
     return 1;
   }
-  const logFile = join(stateDir(), 'server.log');
+  const logFile = join(temporalStateDir(), 'server.log');
   const fd = openSync(logFile, 'a');
   const child = spawn(r.binary, serverArgs(r, port, uiPort), { stdio: ['ignore', fd, fd], detached: true });
   closeSync(fd);
@@ -577,7 +585,7 @@ async function cliStop(): Promise<number> {
     console.log('[temporal] not running (no .state/temporal/server.json)');
     return 0;
   }
-  if (isAlive(current.pid) && isTemporalProcess(current.pid)) {
+  if (processAlive(current.pid) && isTemporalProcess(current.pid)) {
     await stopDetached(current.pid);
     console.log(`[temporal] stopped pid ${current.pid}`);
   } else {
@@ -590,7 +598,7 @@ async function cliStop(): Promise<number> {
 
 async function cliStatus(): Promise<number> {
   const current = await readPidFile();
-  if (!current || !isAlive(current.pid) || !isTemporalProcess(current.pid)) {
+  if (!current || !processAlive(current.pid) || !isTemporalProcess(current.pid)) {
     console.log('[temporal] not running');
     return 3;
   }

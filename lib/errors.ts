@@ -3,6 +3,7 @@
  * ApplicationFailure.nonRetryable(message, err.type) using the constant `type`
  * (never the class name: a rename or a minifier would silently make it retryable).
  */
+import { redactUri } from './artifacts/redact';
 export abstract class PipelineError extends Error {
   abstract readonly type: string;
   /** Bad input and bad config never get better by retrying. */
@@ -82,5 +83,62 @@ export class ArtifactExistsError extends PipelineError {
   constructor(readonly uri: string) {
     super(`artifact ${uri}: already committed (pass overwrite: true to replace it, or reuse it)`);
     this.name = 'ArtifactExistsError';
+  }
+}
+
+/**
+ * Another writer committed the artifact folder first: the manifest is written create-only, and this writer
+ * lost the race. Its staged files are removed; the committed artifact is the other writer's.
+ */
+export class CommitConflictError extends PipelineError {
+  readonly type = 'CommitConflict';
+  readonly retryable = false;
+  readonly uri: string;
+  constructor(
+    uri: string,
+    reason = 'another writer committed this folder first (the manifest is create-only); reuse its artifact or write elsewhere',
+  ) {
+    super(`artifact ${redactUri(uri)}: not committed: ${reason}`);
+    this.uri = redactUri(uri);
+    this.name = 'CommitConflictError';
+  }
+}
+
+/** What a StaleArtifactError knows: both cache keys in full, and what differs when it could tell. */
+export interface StaleArtifactDetails {
+  uri: string;
+  /** The cache key recorded in the committed artifact's manifest. */
+  recordedKey: string;
+  /** The cache key this run computed for the same folder. */
+  expectedKey: string;
+  /** Differing top-level keys, e.g. `config.max_passage_tokens`, `inputs.corpus`, `code.gitCommit` (default none known). */
+  differences?: string[];
+  /** The stage, when known (for the `--force <stage>` hint). */
+  stage?: string;
+}
+
+/**
+ * A folder already holds a committed artifact, but one made from different inputs, config or code (its cache
+ * key differs from the expected one): reusing it would silently mix runs.
+ */
+export class StaleArtifactError extends PipelineError {
+  readonly type = 'StaleArtifact';
+  readonly retryable = false;
+  readonly details: Required<Omit<StaleArtifactDetails, 'stage'>> & { stage?: string };
+  constructor(details: StaleArtifactDetails) {
+    const short = (k: string) => (k.length > 12 ? `${k.slice(0, 12)}…` : k);
+    const differences = details.differences ?? [];
+    const uri = redactUri(details.uri);
+    const what =
+      differences.length > 0
+        ? `differs in ${differences.join(', ')}`
+        : 'what differs is unknown: compare the manifests';
+    super(
+      `artifact ${uri}: committed with cache key ${short(details.recordedKey)} but this run expects ` +
+        `${short(details.expectedKey)} (${what}); start a new run id, or pass --force ${details.stage ?? '<stage>'} ` +
+        'to recompute it',
+    );
+    this.details = { ...details, uri, differences };
+    this.name = 'StaleArtifactError';
   }
 }

@@ -7,73 +7,81 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createPipelineActivities } from '../activities/pipeline';
-import { CPU_TASK_QUEUE, STAGES } from '../lib/constants';
+import { SearchAttributes, STAGES } from '../lib/constants';
+import { supervisionFor } from '../lib/pipeline/config';
 import {
   describeProgress,
   type PipelineProgress,
   type StageProgress,
   withStage,
 } from '../lib/pipeline/progress';
-import type { PipelineInput, PipelineResult, PretrainResult } from '../lib/pipeline/types';
+import type { PipelineInput, PipelineResult, StageResult } from '../lib/pipeline/types';
 import { prepareCorpus } from './prepare-corpus';
 import { pretrain } from './pretrain';
-import { CorpusKey, PipelineRunKey, PipelineStageKey, progressQuery, stageProgressSignal } from './shared';
+import { progressQuery, rootMessage, wasCancelled } from './shared';
 
 type Activities = ReturnType<typeof createPipelineActivities>;
 
-/** Validation is pure and fast; a bad config fails once, without retries. */
+/** Validation is pure and fast (plus a bounded check of the artifact root); bad input fails once. */
 const control = proxyActivities<Activities>({
-  taskQueue: CPU_TASK_QUEUE,
-  startToCloseTimeout: '1m',
+  startToCloseTimeout: '2m',
+  scheduleToCloseTimeout: '10m',
   retry: { maximumAttempts: 5 },
 });
 
 /**
- * The whole pipeline. Today: corpus preparation → pre-training; later stages append here. Each stage is a child
- * workflow so it can be retried or re-run on its own; this workflow only decides the order and keeps
- * the progress that the `progress` query, the Web UI details and the search attributes show.
+ * The whole pipeline: tokenizer + corpus preparation (one child) → pre-training (child). Each stage is a child
+ * workflow so it can be retried or re-run on its own; this workflow decides the order and keeps the stage
+ * states that the `progress` query, the Web UI details and the search attributes show. Children and their
+ * activities run on this workflow's task queue (GPU work on its twin), so an embedded run stays private.
  */
 export async function pipeline(rawInput: PipelineInput): Promise<PipelineResult> {
-  const input = await control.validatePipelineInput({
-    input: rawInput,
-    workflowId: workflowInfo().workflowId,
-  });
-  let progress: PipelineProgress = {
+  const { workflowId } = workflowInfo();
+  let progress: PipelineProgress = { runId: rawInput?.run_id ?? workflowId, state: 'running', stages: [] };
+  setHandler(progressQuery, () => progress);
+  const show = () => setCurrentDetails(describeProgress(progress));
+  const update = (stage: StageProgress) => {
+    progress = withStage(progress, stage);
+    show();
+  };
+
+  const input = await control.validatePipelineInput({ input: rawInput, workflowId });
+  progress = {
     runId: input.run_id,
     state: 'running',
     stages: [
+      { stage: STAGES.tokenizer, state: 'pending' },
       { stage: STAGES.prepareCorpus, state: 'pending' },
       ...(input.pretrain ? [{ stage: STAGES.pretrain, state: 'pending' as const }] : []),
     ],
   };
-  const update = (stage: StageProgress) => {
-    progress = withStage(progress, stage);
-    setCurrentDetails(describeProgress(progress));
-  };
-  setHandler(progressQuery, () => progress);
-  setHandler(stageProgressSignal, update);
+  show();
   upsertSearchAttributes([
-    { key: PipelineRunKey, value: input.run_id },
-    { key: CorpusKey, value: input.corpus.name },
+    { key: SearchAttributes.PipelineRun, value: input.run_id },
+    { key: SearchAttributes.Corpus, value: input.corpus.name },
   ]);
 
-  const runStage = async <T>(stage: string, body: () => Promise<T>): Promise<T> => {
-    upsertSearchAttributes([{ key: PipelineStageKey, value: stage }]);
-    update({ stage, state: 'running' });
-    try {
-      return await body();
-    } catch (err) {
-      update({ stage, state: 'failed', message: (err as Error).message });
-      progress = { ...progress, state: 'failed' };
-      setCurrentDetails(describeProgress(progress));
-      throw err;
+  const cacheHits: string[] = [];
+  const completed = (stage: string, result: StageResult) => {
+    update({ stage, state: 'completed', artifact: result.uri, counts: result.stats, message: '' });
+    if (result.reused) {
+      update({ stage, state: 'completed', reused: result.reused });
+      cacheHits.push(stage);
+      upsertSearchAttributes([{ key: SearchAttributes.CacheHits, value: [...cacheHits] }]);
     }
   };
+  let current: string = STAGES.prepareCorpus;
+  const enter = (stage: string) => {
+    current = stage;
+    upsertSearchAttributes([{ key: SearchAttributes.PipelineStage, value: stage }]);
+    update({ stage, state: 'running' });
+  };
 
-  const corpus = await runStage(STAGES.prepareCorpus, () =>
-    executeChild(prepareCorpus, {
-      workflowId: `${workflowInfo().workflowId}/${STAGES.prepareCorpus}`,
-      taskQueue: CPU_TASK_QUEUE,
+  try {
+    enter(STAGES.prepareCorpus);
+    update({ stage: STAGES.tokenizer, state: 'running' });
+    const prepared = await executeChild(prepareCorpus, {
+      workflowId: `${workflowId}/${STAGES.prepareCorpus}`,
       args: [
         {
           runId: input.run_id,
@@ -81,50 +89,65 @@ export async function pipeline(rawInput: PipelineInput): Promise<PipelineResult>
           corpus: input.corpus,
           tokenizer: input.tokenizer,
           config: input.prepare_corpus,
+          force: input.force,
         },
       ],
-    }),
-  );
-  update({
-    stage: STAGES.prepareCorpus,
-    state: 'completed',
-    artifact: corpus.uri,
-    counts: corpus.stats,
-    message: '',
-  });
+    });
+    completed(STAGES.tokenizer, prepared.tokenizer);
+    completed(STAGES.prepareCorpus, prepared.corpus);
 
-  let pretrained: PretrainResult | undefined;
-  if (input.pretrain) {
-    const config = input.pretrain;
-    pretrained = await runStage(STAGES.pretrain, () =>
-      executeChild(pretrain, {
-        workflowId: `${workflowInfo().workflowId}/${STAGES.pretrain}`,
-        taskQueue: CPU_TASK_QUEUE,
+    let pretrained: StageResult | undefined;
+    if (input.pretrain) {
+      enter(STAGES.pretrain);
+      pretrained = await executeChild(pretrain, {
+        workflowId: `${workflowId}/${STAGES.pretrain}`,
         args: [
           {
-            activity: {
-              runId: input.run_id,
-              artifactRoot: corpus.artifactRoot,
-              corpusPrefix: corpus.prefix,
-              tokenizerPrefix: corpus.tokenizerPrefix,
-              config,
+            runId: input.run_id,
+            artifactRoot: prepared.corpus.artifactRoot,
+            corpus: {
+              name: 'corpus',
+              prefix: prepared.corpus.prefix,
+              contentDigest: prepared.corpus.contentDigest,
             },
-            training: input.training,
+            tokenizer: {
+              name: 'tokenizer',
+              prefix: prepared.tokenizer.prefix,
+              contentDigest: prepared.tokenizer.contentDigest,
+            },
+            config: input.pretrain,
+            supervision: supervisionFor(input.training, STAGES.pretrain),
+            force: input.force.includes(STAGES.pretrain),
           },
         ],
-      }),
-    );
-    update({
-      stage: STAGES.pretrain,
-      state: 'completed',
-      artifact: pretrained.uri,
-      counts: pretrained.stats,
-      message: '',
-    });
-  }
+      });
+      completed(STAGES.pretrain, pretrained);
+    }
 
-  progress = { ...progress, state: 'completed' };
-  upsertSearchAttributes([{ key: PipelineStageKey, value: 'done' }]);
-  setCurrentDetails(describeProgress(progress));
-  return { runId: input.run_id, corpus, ...(pretrained ? { pretrain: pretrained } : {}) };
+    progress = { ...progress, state: 'completed' };
+    upsertSearchAttributes([{ key: SearchAttributes.PipelineStage, value: 'done' }]);
+    show();
+    return {
+      runId: input.run_id,
+      tokenizer: prepared.tokenizer,
+      corpus: prepared.corpus,
+      ...(pretrained ? { pretrain: pretrained } : {}),
+      cacheHits,
+    };
+  } catch (err) {
+    const cancelled = wasCancelled(err);
+    for (const s of progress.stages)
+      if (s.state === 'running' || (s.stage === current && s.state === 'pending'))
+        update({
+          stage: s.stage,
+          state: cancelled ? 'cancelled' : 'failed',
+          message: cancelled ? '' : rootMessage(err),
+        });
+    progress = { ...progress, state: cancelled ? 'cancelled' : 'failed' };
+    upsertSearchAttributes([
+      { key: SearchAttributes.PipelineStage, value: cancelled ? 'cancelled' : 'failed' },
+    ]);
+    show();
+    throw err;
+  }
 }

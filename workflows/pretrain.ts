@@ -1,64 +1,49 @@
-import {
-  getExternalWorkflowHandle,
-  proxyActivities,
-  setCurrentDetails,
-  setHandler,
-  workflowInfo,
-} from '@temporalio/workflow';
-import type { createPretrainActivities } from '../activities/pretrain';
-import { GPU_TASK_QUEUE, STAGES } from '../lib/constants';
-import {
-  describeProgress,
-  type PipelineProgress,
-  type StageProgress,
-  withStage,
-} from '../lib/pipeline/progress';
-import type { PretrainResult, PretrainWorkflowInput } from '../lib/pipeline/types';
-import { progressQuery, stageProgressSignal } from './shared';
+import { proxyActivities, setCurrentDetails, setHandler } from '@temporalio/workflow';
+import type { createTrainerStageActivities } from '../activities/trainer-stage';
+import { STAGES } from '../lib/constants';
+import { describeProgress, type PipelineProgress } from '../lib/pipeline/progress';
+import { pretrainStageSpec } from '../lib/pipeline/stages';
+import type { PretrainWorkflowInput, StageResult } from '../lib/pipeline/types';
+import { runTrainerStage } from './gpu-stage';
+import { progressQuery } from './shared';
 
-type Activities = ReturnType<typeof createPretrainActivities>;
+type Activities = ReturnType<typeof createTrainerStageActivities>;
+
+const control = proxyActivities<Activities>({
+  startToCloseTimeout: '5m',
+  scheduleToCloseTimeout: '30m',
+  retry: { maximumAttempts: 5 },
+});
 
 /**
- * CoT-MAE v2 pre-training: one long activity on the GPU queue. Its heartbeats carry the step and the last
- * uploaded checkpoint; a worker that dies is noticed within the heartbeat timeout and the retry resumes
- * from that checkpoint (on any GPU worker). Bad input (exit 2 of the trainer) is not retried.
+ * CoT-MAE v2 pre-training through the GPU-stage runner: reuse this run's committed model or another run's
+ * with the same cache key, else one long activity on the GPU queue (checkpoints uploaded as they appear,
+ * retries resume from the newest one; step and loss in its heartbeat details).
  */
-export async function pretrain(input: PretrainWorkflowInput): Promise<PretrainResult> {
+export async function pretrain(input: PretrainWorkflowInput): Promise<StageResult> {
   let progress: PipelineProgress = {
-    runId: input.activity.runId,
+    runId: input.runId,
     state: 'running',
     stages: [{ stage: STAGES.pretrain, state: 'running' }],
   };
-  const forward = async (stage: StageProgress) => {
-    progress = withStage(progress, stage);
-    setCurrentDetails(describeProgress(progress));
-    const parent = workflowInfo().parent;
-    if (parent)
-      await getExternalWorkflowHandle(parent.workflowId, parent.runId).signal(stageProgressSignal, stage);
-  };
   setHandler(progressQuery, () => progress);
-  // The activity reports its step, loss and checkpoints here (throttled); they go up to the pipeline.
-  setHandler(stageProgressSignal, (stage) => forward(stage));
-
-  const gpu = proxyActivities<Activities>({
-    taskQueue: GPU_TASK_QUEUE,
-    startToCloseTimeout: '7d',
-    heartbeatTimeout: `${input.training.heartbeat_timeout_s}s`,
-    retry: {
-      initialInterval: '5s',
-      backoffCoefficient: 2,
-      maximumInterval: '5m',
-      maximumAttempts: input.training.max_attempts,
-    },
-  });
-  const result = await gpu.pretrain(input.activity);
-  progress = { ...progress, state: 'completed' };
-  await forward({
-    stage: STAGES.pretrain,
+  const spec = pretrainStageSpec(input);
+  const resolution = await control.resolveTrainerStage({ spec });
+  const result =
+    resolution.kind === 'reuse' ? resolution.result : await runTrainerStage(spec, input.supervision);
+  progress = {
+    ...progress,
     state: 'completed',
-    counts: result.stats,
-    artifact: result.uri,
-    message: '',
-  });
+    stages: [
+      {
+        stage: STAGES.pretrain,
+        state: 'completed',
+        artifact: result.uri,
+        counts: result.stats,
+        ...(result.reused ? { reused: result.reused } : {}),
+      },
+    ],
+  };
+  setCurrentDetails(describeProgress(progress));
   return result;
 }

@@ -1,30 +1,31 @@
-import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { PipelineProgress, StageProgress } from '../lib/pipeline/progress';
-
-/** `progress` query: the run's stages, their state, counts and artifact URIs. */
-export const progressQuery = defineQuery<PipelineProgress>('progress');
-
-/** A stage's child workflow reports its progress to the parent pipeline through this signal. */
-export const stageProgressSignal = defineSignal<[StageProgress]>('stageProgress');
-
-export const PipelineStageKey = defineSearchAttributeKey('PipelineStage', SearchAttributeType.KEYWORD);
-export const PipelineRunKey = defineSearchAttributeKey('PipelineRun', SearchAttributeType.KEYWORD);
-export const CorpusKey = defineSearchAttributeKey('Corpus', SearchAttributeType.KEYWORD);
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancelledFailure,
+  ChildWorkflowFailure,
+} from '@temporalio/common';
+import { defineQuery, isCancellation } from '@temporalio/workflow';
+import type { PipelineProgress } from '../lib/pipeline/progress';
 
 /**
- * Runs `fn` over `items` with at most `limit` in flight, keeping result order. Deterministic inside a
- * workflow: completions are replayed from history in the same order.
+ * `progress` query of every pipeline workflow: its stages, their state, counts and artifact URIs. Progress
+ * of a running activity (training step, loss) is not copied in here: it lives in the activity's heartbeat
+ * details, which `cotmae status` and `cotmae run` read with describe (history stays bounded).
  */
-export async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const results = new Array<R>(items.length);
-  let next = 0;
-  const lane = async (): Promise<void> => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i] as T);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
-  return results;
+export const progressQuery = defineQuery<PipelineProgress>('progress');
+
+/** True for a cancellation however deep it is wrapped (activity → child workflow → here). */
+export function wasCancelled(err: unknown): boolean {
+  if (isCancellation(err)) return true;
+  let cause: unknown = err;
+  while (cause instanceof ActivityFailure || cause instanceof ChildWorkflowFailure) cause = cause.cause;
+  return cause instanceof CancelledFailure;
+}
+
+/** The innermost message of a failure: what the user needs to see (e.g. "corpus.jsonl:12: ..."). */
+export function rootMessage(err: unknown): string {
+  let cause: unknown = err;
+  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+  if (cause instanceof ApplicationFailure && cause.type) return `${cause.type}: ${cause.message}`;
+  return cause instanceof Error ? cause.message : String(cause);
 }

@@ -1,11 +1,11 @@
 /** `cotmae demo`: the main job on the embedded defaults, on a generated demo collection. */
 import { join } from 'node:path';
-import { openStore } from '../../lib/artifacts';
+import { openStore, readArtifactFile } from '../../lib/artifacts';
 import { DEFAULT_DEMO_OPTIONS, writeDemoCollection } from '../../lib/demo/generate';
-import type { PretrainResult } from '../../lib/pipeline/types';
+import type { StageResult } from '../../lib/pipeline/types';
 import { defaultArtifactRoot, stateDir } from '../../lib/settings';
 import { type CommandSpec, helpText, parseCommand } from '../usage';
-import { buildInput, defaultRunId, runPipeline } from './run';
+import { buildInput, defaultRunId, extractForce, runPipeline } from './run';
 
 export const demoSpec: CommandSpec = {
   name: 'demo',
@@ -23,11 +23,14 @@ export const demoSpec: CommandSpec = {
     '  --artifacts URI  artifact root (default .state/artifacts)',
     '  --keep-server    keep the Web UI up afterwards (Ctrl-C to stop)',
     '  --set KEY=VALUE  override one pipeline input key (see `cotmae run --help`)',
+    '  --force [STAGE...]  re-run stages even when a committed artifact with the same key exists',
+    'A second demo run reuses every stage (the cache index maps each stage key to its committed artifact).',
   ],
 };
 
 export async function demoCommand(argv: string[]): Promise<number> {
-  const { values } = parseCommand(demoSpec, argv);
+  const { argv: rest, force } = extractForce(argv);
+  const { values } = parseCommand(demoSpec, rest);
   if (values.help) {
     process.stdout.write(`${helpText(demoSpec)}\n`);
     return 0;
@@ -40,20 +43,28 @@ export async function demoCommand(argv: string[]): Promise<number> {
       `demo collection: ${counts.documents} documents, ${counts.queries} queries → ${corpus}\n`,
     );
   }
-  const input = await buildInput({
-    corpus,
-    artifacts: (values.artifacts as string | undefined) ?? defaultArtifactRoot(),
-    'run-id': defaultRunId('demo'),
-    set: values.set,
-  });
+  const input = await buildInput(
+    {
+      corpus,
+      artifacts: (values.artifacts as string | undefined) ?? defaultArtifactRoot(),
+      'run-id': defaultRunId('demo'),
+      set: values.set,
+    },
+    force,
+  );
   const result = await runPipeline(input, { keepServer: values['keep-server'] === true });
   if (!result) return 1;
   const s = result.corpus.stats;
+  const hit = (stage: StageResult) =>
+    stage.reused
+      ? ` [cache hit: ${stage.reused === 'run' ? "this run's artifact" : 'reused from an earlier run'}]`
+      : '';
   process.stdout.write(
     [
-      `demo run ${result.runId} finished`,
+      `demo run ${result.runId} finished${result.cacheHits.length ? ` (cache hits: ${result.cacheHits.join(', ')})` : ''}`,
+      `  tokenizer: vocabulary ${result.tokenizer.stats.vocab_size}${hit(result.tokenizer)}`,
       `  corpus preparation: ${s.documents} documents → ${s.passages} passages, ${s.tokens} tokens, ${s.pairs} pre-training pairs, ${s.queries} queries, ${s.qrels} qrels (${s.shards} shards)`,
-      `  artifact: ${result.corpus.uri}`,
+      `  artifact: ${result.corpus.uri}${hit(result.corpus)}`,
       ...(result.pretrain ? await pretrainLines(result.pretrain) : []),
       '',
     ].join('\n'),
@@ -62,10 +73,10 @@ export async function demoCommand(argv: string[]): Promise<number> {
 }
 
 /** The loss curve in a few points (from the published train_log.jsonl) and the final loss components. */
-async function pretrainLines(pretrain: PretrainResult): Promise<string[]> {
+async function pretrainLines(pretrain: StageResult): Promise<string[]> {
   const store = openStore(pretrain.uri);
   try {
-    const log = (await store.get('train_log.jsonl'))
+    const log = (await readArtifactFile(store, '', 'train_log.jsonl'))
       .toString('utf8')
       .trim()
       .split('\n')
@@ -81,7 +92,7 @@ async function pretrainLines(pretrain: PretrainResult): Promise<string[]> {
     return [
       `  pre-training loss: ${curve}`,
       `    final components: ${parts.join(', ')}`,
-      `  model: ${pretrain.uri}model/`,
+      `  model: ${pretrain.uri}model/${pretrain.reused ? ` [cache hit: ${pretrain.reused === 'run' ? "this run's artifact" : 'reused from an earlier run'}]` : ''}`,
     ];
   } finally {
     await store.close();

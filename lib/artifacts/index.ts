@@ -1,6 +1,20 @@
 /** Artifact storage: stores (local directory, S3), keys, manifests, cache keys. See docs/artifacts.md. */
 
-export { ArtifactExistsError } from '../errors';
+export {
+  ArtifactExistsError,
+  CommitConflictError,
+  type StaleArtifactDetails,
+  StaleArtifactError,
+} from '../errors';
+export { mapLimit } from '../util/concurrency';
+export {
+  CACHE_INDEX_PREFIX,
+  type CacheEntry,
+  cacheEntryKey,
+  type LookupCacheOptions,
+  lookupCacheEntry,
+  recordCacheEntry,
+} from './cacheIndex';
 export {
   type CacheKeyInput,
   type CacheKeyParts,
@@ -10,7 +24,14 @@ export {
   stagePrefix,
   validateSegment,
 } from './cacheKey';
-export { type CodeVersion, type CodeVersionOptions, findRepoRoot, getCodeVersion } from './codeVersion';
+export {
+  type CodeVersion,
+  type CodeVersionOptions,
+  findRepoRoot,
+  getCodeVersion,
+  type SourceDigestOptions,
+  sourceDigest,
+} from './codeVersion';
 export {
   compareKeys,
   folderPrefix,
@@ -24,26 +45,32 @@ export {
 } from './keys';
 export { LOCAL_TEMP_MARK, LocalStore, type LocalStoreOptions } from './local';
 export {
-  type ArtifactMeta,
-  ArtifactWriter,
-  type BeginArtifactOptions,
-  beginArtifact,
-  type CommittedArtifact,
-  type FetchOptions,
-  fetchArtifact,
-  hashingStream,
+  artifactObjectKey,
+  contentDigest,
   isCommitted,
+  isReservedPath,
   MANIFEST_FILE,
   MANIFEST_SCHEMA,
+  MANIFEST_SCHEMA_V1,
   type Manifest,
   type ManifestFile,
   type ManifestInput,
+  type ManifestSchema,
+  parseManifest,
   type ReadManifestResult,
   readManifest,
-  type VerifyOptions,
+  STAGING_DIR,
   validateManifest,
-  verifyArtifact,
 } from './manifest';
+export { type CheckArtifactRootOptions, checkArtifactRoot } from './preflight';
+export { redactUri } from './redact';
+export {
+  type CheckCommittedOptions,
+  type CommittedCheck,
+  checkCommitted,
+  type ExpectedArtifact,
+  manifestDifferences,
+} from './reuse';
 export {
   createS3Client,
   DEFAULT_MAX_ATTEMPTS,
@@ -67,3 +94,20 @@ export {
   parseStoreUri,
   type StoreLocation,
 } from './store';
+export { hashingStream, listLocalFiles } from './streams';
+export {
+  checkArtifactSizes,
+  type FetchOptions,
+  fetchArtifact,
+  readArtifactFile,
+  type VerifyOptions,
+  verifyArtifact,
+} from './verify';
+export {
+  type ArtifactMeta,
+  ArtifactWriter,
+  type BeginArtifactOptions,
+  beginArtifact,
+  type CommittedArtifact,
+  putIfAbsent,
+} from './writer';

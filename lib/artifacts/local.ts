@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { createWriteStream, constants as fsConstants } from 'node:fs';
 import {
   copyFile,
+  link,
   mkdir,
   open,
   readdir,
@@ -80,6 +81,42 @@ export class LocalStore implements ArtifactStore {
     }
     const data = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     return this.publish(key, dest, (tmp) => writeFile(tmp, data));
+  }
+
+  /**
+   * Create-only write: the bytes go to a temp file (fsynced), which is then hard-linked to the key; link(2)
+   * fails with EEXIST when the key exists, atomically, so of two racing writers exactly one creates it. On a
+   * file system without hard links the temp file is copied with COPYFILE_EXCL instead (still create-only,
+   * but a reader could then see a partly written object).
+   */
+  async putIfAbsent(key: string, body: Buffer | Uint8Array | string): Promise<boolean> {
+    const dest = this.pathOf(key);
+    const data = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+    let created = false;
+    await this.publish(
+      key,
+      dest,
+      (tmp) => writeFile(tmp, data),
+      async (tmp) => {
+        try {
+          await link(tmp, dest);
+          created = true;
+        } catch (err) {
+          const code = errCode(err);
+          if (code === 'EEXIST') return;
+          if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'EXDEV') throw err;
+          try {
+            await copyFile(tmp, dest, fsConstants.COPYFILE_EXCL);
+            created = true;
+          } catch (copyErr) {
+            if (errCode(copyErr) !== 'EEXIST') throw copyErr;
+          }
+        } finally {
+          await rm(tmp, { force: true });
+        }
+      },
+    );
+    return created;
   }
 
   async putFile(key: string, localPath: string): Promise<ObjectInfo> {
@@ -219,6 +256,7 @@ export class LocalStore implements ArtifactStore {
     key: string,
     dest: string,
     write: (tmp: string) => Promise<void>,
+    commit: (tmp: string) => Promise<void> = (tmp) => rename(tmp, dest),
   ): Promise<ObjectInfo> {
     const dir = path.dirname(dest);
     const tmp = path.join(dir, `${LOCAL_TEMP_MARK}${randomBytes(8).toString('hex')}`);
@@ -238,7 +276,7 @@ export class LocalStore implements ArtifactStore {
     try {
       await write(tmp);
       const bytes = await this.sync(tmp);
-      await rename(tmp, dest);
+      await commit(tmp);
       return { key, bytes };
     } catch (err) {
       await rm(tmp, { force: true });

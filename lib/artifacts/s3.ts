@@ -23,6 +23,7 @@ import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -36,6 +37,7 @@ import {
 import { Upload } from '@aws-sdk/lib-storage';
 import { ArtifactMissingError, ConfigError, InvalidKeyError } from '../errors';
 import { folderPrefix, validateKey, validatePrefix } from './keys';
+import { redactUri } from './redact';
 import type { ArtifactStore, ByteRange, ObjectInfo, PutBody } from './store';
 import { checkRange } from './store';
 
@@ -115,7 +117,7 @@ export function resolveS3Settings(opts: S3StoreOptions = {}): S3Settings {
       url = undefined;
     }
     if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-      throw new ConfigError('AWS_ENDPOINT_URL', `not an http(s) URL: ${JSON.stringify(endpoint)}`);
+      throw new ConfigError('AWS_ENDPOINT_URL', redactUri(`not an http(s) URL: ${JSON.stringify(endpoint)}`));
     }
     if (url.username || url.password) {
       throw new ConfigError(
@@ -171,18 +173,22 @@ export function createS3Client(opts: S3StoreOptions = {}): S3Client {
   return new S3Client(config);
 }
 
-interface SdkError {
+/** The fields of an AWS SDK error this module and the root preflight read. */
+export interface SdkError {
   name?: string;
   message?: string;
+  code?: string;
   $metadata?: { httpStatusCode?: number };
 }
 
-const ACCESS_ERRORS = new Set([
+/** Error names that mean the credentials or the policy are wrong (a config problem, not worth a retry). */
+export const ACCESS_ERRORS: ReadonlySet<string> = new Set([
   'AccessDenied',
   'Forbidden',
   'InvalidAccessKeyId',
   'SignatureDoesNotMatch',
   'InvalidToken',
+  'ExpiredToken',
   'AllAccessDisabled',
 ]);
 
@@ -197,6 +203,8 @@ export class S3Store implements ArtifactStore {
   private readonly ownsClient: boolean;
   private readonly partSize: number;
   private readonly queueSize: number;
+  /** Whether the server honours `If-None-Match: *` on PutObject (undefined until a conditional put tells). */
+  private conditionalPuts: boolean | undefined;
 
   constructor(bucket: string, prefix = '', opts: S3StoreOptions = {}) {
     this.bucket = bucket;
@@ -218,9 +226,16 @@ export class S3Store implements ArtifactStore {
   /** Where this store points, without credentials: safe for logs and error messages. */
   describe(): string {
     const s = this.settings;
-    return `${this.rootUri} (endpoint ${s.endpoint ?? 'AWS default'}, region ${s.region ?? 'from profile'}, ${
-      s.forcePathStyle ? 'path-style' : 'virtual-hosted'
-    } URLs)`;
+    return redactUri(
+      `${this.rootUri} (endpoint ${s.endpoint ?? 'AWS default'}, region ${s.region ?? 'from profile'}, ${
+        s.forcePathStyle ? 'path-style' : 'virtual-hosted'
+      } URLs)`,
+    );
+  }
+
+  /** Whether the server honours conditional puts: undefined until putIfAbsent() found out. */
+  get conditionalPutSupport(): boolean | undefined {
+    return this.conditionalPuts;
   }
 
   uri(key: string): string {
@@ -247,6 +262,66 @@ export class S3Store implements ArtifactStore {
       return this.upload(key, Key, Readable.from([data]));
     }
     return this.upload(key, Key, body);
+  }
+
+  /**
+   * Create-only write (one PutObject, so at most 5 GiB): HEAD first (cheap, and catches servers that ignore the
+   * condition), then PutObject with `If-None-Match: *`: 412 PreconditionFailed means another writer was first;
+   * 409 ConditionalRequestConflict (a concurrent conditional write in flight) is retried a few times. A server
+   * that answers 501 NotImplemented gets, from then on, a plain put followed by a read-back check (which
+   * narrows, but cannot close, the window in which two writers both succeed).
+   */
+  async putIfAbsent(key: string, body: Buffer | Uint8Array | string): Promise<boolean> {
+    const Key = this.objectKey(key);
+    const data = typeof body === 'string' ? Buffer.from(body, 'utf8') : Buffer.from(body);
+    if (await this.head(key)) return false;
+    if (this.conditionalPuts !== false) {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.client.send(
+            new PutObjectCommand({
+              Bucket: this.bucket,
+              Key,
+              Body: data,
+              ContentLength: data.length,
+              IfNoneMatch: '*',
+            }),
+          );
+          this.conditionalPuts = true;
+          return true;
+        } catch (err) {
+          const e = err as SdkError;
+          const status = e?.$metadata?.httpStatusCode;
+          if (status === 412 || e?.name === 'PreconditionFailed') {
+            this.conditionalPuts = true;
+            // Our own earlier try (whose response was lost, then retried by the SDK) may have created it.
+            return this.holds(key, data);
+          }
+          if ((status === 409 || e?.name === 'ConditionalRequestConflict') && attempt < 5) {
+            await delay(50 * 2 ** attempt);
+            continue;
+          }
+          if (status === 501 || e?.name === 'NotImplemented') {
+            this.conditionalPuts = false;
+            break;
+          }
+          throw this.mapError(err, key);
+        }
+      }
+    }
+    if (await this.head(key)) return false;
+    await this.put(key, data);
+    return this.holds(key, data);
+  }
+
+  /** True when `key` holds exactly `data`. */
+  private async holds(key: string, data: Buffer): Promise<boolean> {
+    try {
+      return (await this.get(key)).equals(data);
+    } catch (err) {
+      if (err instanceof ArtifactMissingError) return false;
+      throw err;
+    }
   }
 
   async putFile(key: string, localPath: string): Promise<ObjectInfo> {

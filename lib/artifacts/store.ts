@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError } from '../errors';
 import { folderPrefix } from './keys';
 import { LocalStore } from './local';
+import { redactUri } from './redact';
 import { S3Store, type S3StoreOptions } from './s3';
 
 /** A byte range: `start` inclusive, `end` exclusive (like Buffer.subarray). */
@@ -51,6 +52,12 @@ export interface ArtifactStore {
    * in UTF-8 byte order, paginated (any number of keys).
    */
   list(prefix?: string): AsyncIterable<ObjectInfo>;
+  /**
+   * Create-only write of a small object: true when this call created `key`, false when an object was already
+   * there (nothing is written then). Atomic where the backend allows it (local: link(2); S3: PutObject with
+   * `If-None-Match: *`). Optional: without it, the manifest commit falls back to HEAD + put + read-back.
+   */
+  putIfAbsent?(key: string, body: Buffer | Uint8Array | string): Promise<boolean>;
   /** Deletes an object; absent is fine (idempotent). */
   delete(key: string): Promise<void>;
   /** Deletes every object under a non-empty prefix; returns how many were deleted. */
@@ -65,11 +72,12 @@ const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 
 /**
  * Parses an artifact root: `s3://bucket[/prefix]`, `file:///abs/dir`, or a plain path (relative paths resolve
- * against `cwd`). Throws ConfigError('artifacts', ...) for anything else.
+ * against `cwd`). Throws ConfigError('artifacts', ...) for anything else; credentials in the location
+ * (`s3://KEY:SECRET@bucket`) are refused and never repeated in the message (redactUri).
  */
 export function parseStoreUri(uriOrPath: string, cwd: string = process.cwd()): StoreLocation {
   const fail = (reason: string): never => {
-    throw new ConfigError('artifacts', `${JSON.stringify(uriOrPath)}: ${reason}`);
+    throw new ConfigError('artifacts', redactUri(`${JSON.stringify(uriOrPath)}: ${reason}`));
   };
   if (typeof uriOrPath !== 'string' || uriOrPath.trim() === '') return fail('empty artifact location');
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(uriOrPath)?.[1]?.toLowerCase();
@@ -78,6 +86,9 @@ export function parseStoreUri(uriOrPath: string, cwd: string = process.cwd()): S
     if (/[?#]/.test(rest)) fail('query strings and fragments are not supported in s3:// URIs');
     const slash = rest.indexOf('/');
     const bucket = slash < 0 ? rest : rest.slice(0, slash);
+    if (redactUri(`s3://${rest}`) !== `s3://${rest}`) {
+      fail('credentials do not belong in the URI (use AWS_ACCESS_KEY_ID / AWS_PROFILE)');
+    }
     const rawPrefix = slash < 0 ? '' : rest.slice(slash + 1);
     if (!BUCKET_NAME.test(bucket) || bucket.includes('..')) {
       fail(`invalid bucket name ${JSON.stringify(bucket)} (3-63 chars: lowercase letters, digits, '.', '-')`);
@@ -95,7 +106,7 @@ export function parseStoreUri(uriOrPath: string, cwd: string = process.cwd()): S
     try {
       dir = fileURLToPath(uriOrPath);
     } catch (err) {
-      fail(`invalid file URI (use file:///absolute/path): ${(err as Error).message}`);
+      fail(`invalid file URI (use file:///absolute/path): ${redactUri((err as Error).message)}`);
     }
     return { kind: 'local', dir: path.resolve(dir) };
   }

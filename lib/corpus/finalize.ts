@@ -3,9 +3,10 @@
  * doc-id hashes); ids are only re-read when two hashes are equal, to confirm a duplicate exactly.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { BadInputError } from '../errors';
+import { abortError, checkAborted } from './abort';
 import { docIdHash, hashDocIdSet, readHashes, repeatedHashes, writeHashes } from './docids';
 import { readLines } from './lines';
 import { mergeStats } from './stats';
@@ -14,28 +15,57 @@ import type { CorpusManifest, DocIdSet, ShardResult } from './types';
 export const DOC_ID_HASHES = 'doc_ids.hashes';
 export const MANIFEST = 'corpus.json';
 
+/** Options of finalizeCorpus. */
+export interface FinalizeOptions {
+  /** The corpus as the user named it (path or URI), for the "no documents" error; default: its files. */
+  source?: string;
+}
+
 /**
- * Check doc ids are unique across all shards (BadInputError at the later occurrence's file:line), merge
- * the stats, and write corpus.json and doc_ids.hashes (for loadDocIdSet) into outDir.
+ * Check the corpus has documents (BadInputError naming `opts.source` when it has none, or when every one was
+ * skipped for an empty text) and that doc ids are unique across all shards (BadInputError at the later
+ * occurrence's file:line), merge the stats, and write corpus.json and doc_ids.hashes (for loadDocIdSet)
+ * into outDir, each under its final name only once complete. With a signal, it rejects with an AbortError
+ * (checked between shards and chunks of ids) once aborted, having written neither.
  */
 export async function finalizeCorpus(
   shards: readonly ShardResult[],
   outDir: string,
+  signal?: AbortSignal,
+  opts: FinalizeOptions = {},
 ): Promise<CorpusManifest> {
+  checkAborted(signal, 'finalizing the corpus');
   const ordered = [...shards].sort((a, b) => a.shard.index - b.shard.index);
   ordered.forEach((r, i) => {
     if (r.shard.index !== i)
       throw new RangeError(`finalizeCorpus needs every shard of the plan; shard ${i} is missing`);
   });
+  failWhenEmpty(ordered, opts.source);
   const firstLines = shardFirstLines(ordered);
-  const hashes = await allHashes(ordered);
+  const hashes = await allHashes(ordered, signal);
   const repeated = repeatedHashes(hashes);
-  if (repeated.size > 0) await failOnDuplicateIds(ordered, firstLines, repeated);
-  await mkdir(outDir, { recursive: true });
-  await writeHashes(join(outDir, DOC_ID_HASHES), hashes);
+  if (repeated.size > 0) await failOnDuplicateIds(ordered, firstLines, repeated, signal);
   const manifest = buildManifest(ordered, firstLines, outDir);
-  await writeFile(join(outDir, MANIFEST), `${JSON.stringify(manifest, null, 1)}\n`);
+  checkAborted(signal, 'finalizing the corpus');
+  await mkdir(outDir, { recursive: true });
+  const [hashFile, manifestFile] = [join(outDir, DOC_ID_HASHES), join(outDir, MANIFEST)];
+  await writeHashes(`${hashFile}.partial`, hashes);
+  await writeFile(`${manifestFile}.partial`, `${JSON.stringify(manifest, null, 1)}\n`);
+  await rename(`${hashFile}.partial`, hashFile);
+  await rename(`${manifestFile}.partial`, manifestFile); // last: corpus.json means finalized
   return manifest;
+}
+
+/** A corpus without a single passage is bad input: nothing to train on, nothing to index. */
+function failWhenEmpty(ordered: readonly ShardResult[], source: string | undefined): void {
+  const docs = ordered.reduce((n, r) => n + r.stats.docs, 0);
+  if (ordered.some((r) => r.stats.passages > 0)) return;
+  const name = source ?? ([...new Set(ordered.map((r) => r.shard.file))].join(', ') || 'corpus');
+  const reason =
+    docs === 0
+      ? 'no documents: the corpus is empty (only blank lines, or no corpus lines at all)'
+      : `no documents: all ${docs} documents were skipped for an empty text (empty_text: 'skip')`;
+  throw new BadInputError(name, undefined, reason);
 }
 
 /** The doc ids of a finalized corpus, from its doc_ids.hashes (path of the file or of finalize's outDir). */
@@ -54,11 +84,12 @@ function shardFirstLines(ordered: readonly ShardResult[]): number[] {
   });
 }
 
-async function allHashes(ordered: readonly ShardResult[]): Promise<BigUint64Array> {
+async function allHashes(ordered: readonly ShardResult[], signal?: AbortSignal): Promise<BigUint64Array> {
   const total = ordered.reduce((n, r) => n + r.stats.docs, 0);
   const all = new BigUint64Array(total);
   let at = 0;
   for (const r of ordered) {
+    checkAborted(signal, 'finalizing the corpus');
     const h = await readHashes(join(r.out_dir, r.files.doc_id_hashes));
     all.set(h, at);
     at += h.length;
@@ -71,11 +102,13 @@ async function failOnDuplicateIds(
   ordered: readonly ShardResult[],
   firstLines: readonly number[],
   repeated: ReadonlySet<bigint>,
+  signal?: AbortSignal,
 ): Promise<void> {
   const seen = new Map<string, string>();
   for (const [i, r] of ordered.entries()) {
     const stream = createReadStream(join(r.out_dir, r.files.doc_ids));
     for await (const lines of readLines(stream, 1 << 30)) {
+      if (signal?.aborted) throw abortError(signal, 'finalizing the corpus');
       for (const { text } of lines) {
         const tab = text.lastIndexOf('\t');
         const id = text.slice(0, tab);

@@ -35,7 +35,7 @@ const CR = 0x0d;
  * leading byte-order mark are dropped (on every line, so a shard starting mid-file reads the same).
  */
 export async function* readLines(
-  stream: Readable | NodeJS.ReadableStream,
+  stream: Readable | NodeJS.ReadableStream | AsyncIterable<Uint8Array>,
   maxLineBytes: number,
   counters: { bytes: number } = { bytes: 0 },
 ): AsyncGenerator<Line[]> {
@@ -51,7 +51,8 @@ export async function* readLines(
   let pending: Buffer[] = [];
   let pendingLen = 0;
   let no = 1;
-  for await (const chunk of stream as AsyncIterable<Buffer>) {
+  for await (const data of stream as AsyncIterable<Uint8Array>) {
+    const chunk = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
     counters.bytes += chunk.length;
     const lines: Line[] = [];
     let pos = 0;

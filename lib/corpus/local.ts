@@ -24,6 +24,8 @@ export interface LocalPrepOptions {
   /** Model dir or tokenizer.json; absent = train a WordPiece tokenizer on the corpus into outDir/tokenizer. */
   tokenizer?: string;
   onProgress?: (p: ShardProgress) => void;
+  /** Aborts between batches (AbortError); a tokenizer training in progress finishes first. */
+  signal?: AbortSignal;
 }
 
 export interface LocalPrepResult {
@@ -53,14 +55,19 @@ export async function prepareCorpusLocal(
     inputs.map((f) => f.name),
     cfg.format,
   );
+  const { signal } = opts;
   const tokenizer = opts.tokenizer
     ? await loadTokenizer(opts.tokenizer)
-    : await trainWordPieceTokenizer(readCorpusTexts(layout, inputs, cfg), cfg, join(outDir, 'tokenizer'));
-  const results = await prepareAllShards(layout, inputs, tokenizer, cfg, outDir, opts.onProgress);
-  const manifest = await finalizeCorpus(results, outDir);
+    : await trainWordPieceTokenizer(
+        readCorpusTexts(layout, inputs, cfg, signal),
+        { ...cfg, source: sourceDir },
+        join(outDir, 'tokenizer'),
+      );
+  const results = await prepareAllShards(layout, inputs, tokenizer, cfg, outDir, opts.onProgress, signal);
+  const manifest = await finalizeCorpus(results, outDir, signal, { source: sourceDir });
   const hasQueries = layout.format === 'squad' || layout.queries.length > 0;
   const queries = hasQueries
-    ? await prepareQueriesFiles(layout, inputs, await loadDocIdSet(outDir), cfg, outDir)
+    ? await prepareQueriesFiles(layout, inputs, await loadDocIdSet(outDir), cfg, outDir, signal)
     : undefined;
   return { manifest, queries, tokenizer: tokenizer.file };
 }
@@ -72,11 +79,13 @@ async function prepareAllShards(
   cfg: CorpusPrepConfig,
   outDir: string,
   onProgress?: (p: ShardProgress) => void,
+  signal?: AbortSignal,
 ): Promise<ShardResult[]> {
   const results: ShardResult[] = [];
-  for (const shard of await planShardRanges(layout, inputs, cfg)) {
+  for (const shard of await planShardRanges(layout, inputs, { shard_bytes: cfg.shard_bytes, signal })) {
     const dir = join(outDir, 'shards', String(shard.index).padStart(5, '0'));
-    results.push(await runShard(shard, fileByName(inputs, shard.file), tokenizer, cfg, dir, onProgress));
+    const input = fileByName(inputs, shard.file);
+    results.push(await runShard(shard, input, tokenizer, cfg, dir, onProgress, signal));
   }
   return results;
 }

@@ -2,11 +2,12 @@
  * prepareQueries: normalized queries (queries.jsonl) and qrels (qrels/<split>.tsv) of a corpus, checked
  * against the known query and doc ids. Query ids are held in memory (queries are few next to documents).
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BadInputError } from '../errors';
+import { abortError, checkAborted } from './abort';
 import { resolveCorpusPrepConfig } from './config';
-import { fileByName, openDecoded } from './input';
+import { fileByName, inputError, openDecoded } from './input';
 import { asBadInput, readLines } from './lines';
 import { parseQrelLine, parseQueryLine, type QrelRecord } from './records';
 import { readSquadParagraphs } from './squad';
@@ -19,9 +20,14 @@ const QRELS_HEADER = 'query-id\tcorpus-id\tscore\n';
 
 interface QrelsOutput {
   split: string;
+  /** Relative to outDir; written as `<name>.partial` until every input was read. */
+  name: string;
   file: BufferedFile;
   pairs: Set<string>;
 }
+
+/** Suffix of an output file being written; renamed to its final name once all of them are complete. */
+const PARTIAL = '.partial';
 
 interface QueryContext {
   cfg: CorpusPrepConfig;
@@ -31,6 +37,7 @@ interface QueryContext {
   queryIds: Set<string>;
   qrels: Map<string, QrelsOutput>;
   result: QueriesResult;
+  signal?: AbortSignal;
 }
 
 export async function prepareQueriesFiles(
@@ -39,14 +46,17 @@ export async function prepareQueriesFiles(
   known: DocIdSet,
   config: Partial<CorpusPrepConfig>,
   outDir: string,
+  signal?: AbortSignal,
 ): Promise<QueriesResult> {
+  checkAborted(signal, 'preparing queries');
   const cfg = resolveCorpusPrepConfig(config);
   await mkdir(join(outDir, 'qrels'), { recursive: true });
   const ctx: QueryContext = {
     cfg,
     known,
     outDir,
-    queries: await BufferedFile.create(join(outDir, QUERIES_FILE)),
+    signal,
+    queries: await BufferedFile.create(join(outDir, QUERIES_FILE + PARTIAL)),
     queryIds: new Set(),
     qrels: new Map(),
     result: {
@@ -57,12 +67,19 @@ export async function prepareQueriesFiles(
       files: { queries: QUERIES_FILE, qrels: {} },
     },
   };
+  const qrels = () => [...new Set(ctx.qrels.values())];
+  const names = () => [QUERIES_FILE, ...qrels().map((q) => q.name)];
   try {
     if (layout.format === 'squad') await readSquadQueries(ctx, layout, inputs);
     else await readQueryAndQrelFiles(ctx, layout, inputs);
-  } finally {
-    await Promise.all([ctx.queries.close(), ...[...new Set(ctx.qrels.values())].map((q) => q.file.close())]);
+    checkAborted(signal, 'preparing queries');
+    await Promise.all([ctx.queries.close(), ...qrels().map((q) => q.file.close())]);
+  } catch (err) {
+    await Promise.all([ctx.queries.abort(), ...qrels().map((q) => q.file.abort())]);
+    await Promise.all(names().map((n) => rm(join(outDir, n + PARTIAL), { force: true })));
+    throw signal?.aborted ? abortError(signal, 'preparing queries') : err;
   }
+  for (const name of names()) await rename(join(outDir, name + PARTIAL), join(outDir, name));
   return ctx.result;
 }
 
@@ -86,7 +103,7 @@ async function readQueryAndQrelFiles(ctx: QueryContext, layout: CorpusLayout, in
 async function readSquadQueries(ctx: QueryContext, layout: CorpusLayout, inputs: readonly InputFile[]) {
   for (const file of layout.corpus) {
     const split = file.replace(/\.json(\.gz)?$/, '').replace(/^.*\//, '');
-    for await (const p of readSquadParagraphs(fileByName(inputs, file))) {
+    for await (const p of readSquadParagraphs(fileByName(inputs, file), ctx.signal)) {
       for (const [i, q] of p.questions.entries()) {
         const fail = (reason: string) => new BadInputError(file, undefined, `${p.path}.qas[${i}]: ${reason}`);
         if (ctx.queryIds.has(q.id)) throw fail(`duplicate query id ${JSON.stringify(q.id)}`);
@@ -140,7 +157,8 @@ async function qrelsOutput(ctx: QueryContext, split: string): Promise<QrelsOutpu
   let out = [...ctx.qrels.values()].find((o) => o.split === safe);
   if (!out) {
     const name = `qrels/${safe}.tsv`;
-    out = { split: safe, file: await BufferedFile.create(join(ctx.outDir, name)), pairs: new Set() };
+    const file = await BufferedFile.create(join(ctx.outDir, name + PARTIAL));
+    out = { split: safe, name, file, pairs: new Set() };
     out.file.writeString(QRELS_HEADER);
     ctx.result.files.qrels[safe] = name;
   }
@@ -154,18 +172,29 @@ async function outputsReady(ctx: QueryContext): Promise<void> {
   for (const q of new Set(ctx.qrels.values())) await q.file.ready();
 }
 
-/** Non-blank lines of a whole file; parse errors become BadInputErrors at the file's line. */
+/**
+ * Non-blank lines of a whole file; parse errors become BadInputErrors at the file's line, read errors are
+ * named (inputError).
+ */
 async function forEachLine(
   ctx: QueryContext,
   input: InputFile,
   fn: (line: { no: number; text: string }) => Promise<void>,
 ): Promise<void> {
+  let last = 0;
   try {
-    for await (const lines of readLines(await openDecoded(input), ctx.cfg.max_line_bytes)) {
-      for (const line of lines) if (line.text.trim().length > 0) await fn(line);
+    for await (const lines of readLines(
+      await openDecoded(input, undefined, ctx.signal),
+      ctx.cfg.max_line_bytes,
+    )) {
+      checkAborted(ctx.signal, 'preparing queries');
+      for (const line of lines) {
+        last = line.no;
+        if (line.text.trim().length > 0) await fn(line);
+      }
       await outputsReady(ctx);
     }
   } catch (err) {
-    throw asBadInput(input.name, err);
+    throw asBadInput(input.name, inputError(input, err, last));
   }
 }

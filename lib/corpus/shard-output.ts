@@ -106,9 +106,9 @@ export class ShardOutput {
     await writeHashes(join(this.outDir, SHARD_FILES.doc_id_hashes), this.hashes.sorted());
   }
 
-  /** Best effort: close what can be closed, then remove every file of the shard. */
+  /** Best effort and prompt: close the files unfinished, then remove every file of the shard. */
   async discard(): Promise<void> {
-    await this.close().catch(() => undefined);
+    await Promise.all([this.passages.abort(), this.tokens.abort(), this.pairs.abort(), this.docIds.abort()]);
     const names = [
       ...Object.values(SHARD_FILES),
       `${SHARD_FILES.tokens}.body`,

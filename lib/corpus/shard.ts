@@ -1,9 +1,10 @@
 /** prepareShard: documents → passages, tokens, pairs and doc-id files of one shard. */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BadInputError, ConfigError } from '../errors';
 import type { CorpusTokenizer } from '../tokenizer';
 import type { HfEncoding } from '../tokenizer/hf';
+import { abortError, checkAborted } from './abort';
 import { resolveCorpusPrepConfig } from './config';
 import { sentenceDocTokens, wholeDocTokens } from './doc-tokens';
 import { countNewlines, RelativeLineError } from './lines';
@@ -23,6 +24,7 @@ interface ShardContext {
   cfg: CorpusPrepConfig;
   budget: number;
   out: ShardOutput;
+  signal?: AbortSignal;
 }
 
 export async function runShard(
@@ -32,7 +34,10 @@ export async function runShard(
   config: Partial<CorpusPrepConfig>,
   outDir: string,
   onProgress?: (p: ShardProgress) => void,
+  signal?: AbortSignal,
 ): Promise<ShardResult> {
+  const what = `shard ${shard.index} (${input.name})`;
+  checkAborted(signal, what);
   const cfg = resolveCorpusPrepConfig(config);
   const budget = cfg.max_passage_tokens - tokenizer.specialTokens;
   if (budget < 1) {
@@ -43,13 +48,15 @@ export async function runShard(
   }
   await mkdir(outDir, { recursive: true });
   const out = await ShardOutput.open(outDir, tokenizer.vocabSize);
-  const ctx: ShardContext = { shard, file: input.name, tok: tokenizer, cfg, budget, out };
+  const ctx: ShardContext = { shard, file: input.name, tok: tokenizer, cfg, budget, out, signal };
   const counters: SourceCounters = { bytes: 0, lines: 0, blankLines: 0 };
   try {
-    await processDocuments(ctx, shardDocuments(shard, input, cfg, counters), counters, onProgress);
+    await processDocuments(ctx, shardDocuments(shard, input, cfg, counters, signal), counters, onProgress);
+    checkAborted(signal, what);
     await out.close();
   } catch (err) {
     await out.discard();
+    if (signal?.aborted) throw abortError(signal, what);
     if (err instanceof RelativeLineError) {
       throw new BadInputError(input.name, await absoluteLine(shard, input, err.relLine), err.reason);
     }
@@ -63,7 +70,10 @@ export async function runShard(
     line_count: counters.lines,
     stats: out.stats,
   };
-  await writeFile(join(outDir, SHARD_FILES.stats), `${JSON.stringify(result, null, 1)}\n`);
+  // Written last and atomically: a shard dir with stats.json is complete.
+  const stats = join(outDir, SHARD_FILES.stats);
+  await writeFile(`${stats}.partial`, `${JSON.stringify(result, null, 1)}\n`);
+  await rename(`${stats}.partial`, stats);
   return result;
 }
 
@@ -96,6 +106,7 @@ async function processDocuments(
   const queue: EncodingBatch[] = [];
   let previous: Promise<unknown> = Promise.resolve();
   for await (const docs of batches) {
+    checkAborted(ctx.signal, `shard ${ctx.shard.index}`);
     const batch = encodeBatch(ctx, docs, previous);
     previous = batch.encodings;
     queue.push(batch);
@@ -149,6 +160,7 @@ async function writeBatch(ctx: ShardContext, batch: EncodingBatch): Promise<void
     // for this whole batch to be written; wait for the output files when they are behind.
     if (i % YIELD_EVERY_DOCS === YIELD_EVERY_DOCS - 1) {
       await (ctx.out.ready() ?? new Promise((resolve) => setImmediate(resolve)));
+      checkAborted(ctx.signal, `shard ${ctx.shard.index}`);
     }
   }
 }

@@ -1,6 +1,7 @@
 /** Document sources of a shard: batches of normalized documents from line-based or SQuAD inputs. */
 import { BadInputError } from '../errors';
-import { openDecoded } from './input';
+import { abortError, checkAborted } from './abort';
+import { inputError, openDecoded } from './input';
 import { type Line, RelativeLineError, readLines } from './lines';
 import { type DocRecord, parseDocLine } from './records';
 import { readSquadParagraphs } from './squad';
@@ -27,14 +28,19 @@ export function docError(file: string, doc: SourceDoc, reason: string): Error {
     : new RelativeLineError(doc.line, reason);
 }
 
-/** Documents of the shard in batches of `cfg.encode_batch_docs`, texts normalized (possibly empty). */
+/**
+ * Documents of the shard in batches of `cfg.encode_batch_docs`, texts normalized (possibly empty). Read
+ * errors are named (inputError); with a signal, it rejects with an AbortError between chunks once aborted.
+ */
 export async function* shardDocuments(
   shard: ShardSpec,
   input: InputFile,
   cfg: CorpusPrepConfig,
   counters: SourceCounters,
+  signal?: AbortSignal,
 ): AsyncGenerator<SourceDoc[]> {
-  const chunks = shard.format === 'squad' ? squadDocs(input) : lineDocs(shard, input, cfg, counters);
+  const chunks =
+    shard.format === 'squad' ? squadDocs(input, signal) : lineDocs(shard, input, cfg, counters, signal);
   let batch: SourceDoc[] = [];
   for await (const docs of chunks) {
     for (const doc of docs) {
@@ -42,11 +48,13 @@ export async function* shardDocuments(
       doc.title = normalizeText(doc.title, cfg);
       batch.push(doc);
       if (batch.length >= cfg.encode_batch_docs) {
+        checkAborted(signal, `reading ${input.name}`);
         yield batch;
         batch = [];
       }
     }
   }
+  checkAborted(signal, `reading ${input.name}`);
   if (batch.length > 0) yield batch;
 }
 
@@ -56,16 +64,24 @@ async function* lineDocs(
   input: InputFile,
   cfg: CorpusPrepConfig,
   counters: SourceCounters,
+  signal?: AbortSignal,
 ): AsyncGenerator<SourceDoc[]> {
-  const bytes = await openDecoded(input, shard.range);
-  for await (const lines of readLines(bytes, cfg.max_line_bytes, counters)) {
-    const docs: SourceDoc[] = [];
-    for (const line of lines) {
-      counters.lines = line.no;
-      if (isBlank(line)) counters.blankLines += 1;
-      else docs.push(parseDocLine(shard.format, line));
+  const bytes = await openDecoded(input, shard.range, signal);
+  try {
+    for await (const lines of readLines(bytes, cfg.max_line_bytes, counters)) {
+      checkAborted(signal, `reading ${input.name}`);
+      const docs: SourceDoc[] = [];
+      for (const line of lines) {
+        counters.lines = line.no;
+        if (isBlank(line)) counters.blankLines += 1;
+        else docs.push(parseDocLine(shard.format, line));
+      }
+      yield docs;
     }
-    yield docs;
+  } catch (err) {
+    if (signal?.aborted) throw abortError(signal, `reading ${input.name}`);
+    // Line numbers of a range are relative; only whole files (all gzipped ones) say "after line N".
+    throw inputError(input, err, shard.range && shard.range.start > 0 ? undefined : counters.lines);
   }
 }
 
@@ -73,8 +89,8 @@ function isBlank(line: Line): boolean {
   return line.text.trim().length === 0;
 }
 
-async function* squadDocs(input: InputFile): AsyncGenerator<SourceDoc[]> {
-  for await (const p of readSquadParagraphs(input)) {
+async function* squadDocs(input: InputFile, signal?: AbortSignal): AsyncGenerator<SourceDoc[]> {
+  for await (const p of readSquadParagraphs(input, signal)) {
     yield [{ id: p.docId, title: p.title, text: p.context, line: 0, path: p.path }];
   }
 }

@@ -3,9 +3,10 @@
  * one article at a time with stream-json. Each paragraph is a document; each question a query whose qrel
  * is its paragraph. JSON has no useful line numbers here, so errors name the JSON path instead.
  */
-import { type Readable, Transform } from 'node:stream';
+import { Readable, Transform } from 'node:stream';
 import { BadInputError } from '../errors';
-import { openDecoded } from './input';
+import { abortError, checkAborted, isAbortError } from './abort';
+import { inputError, openDecoded } from './input';
 import type { InputFile } from './types';
 
 // stream-json ships no type declarations; these are the two factories we use.
@@ -31,17 +32,25 @@ export interface SquadParagraph {
 }
 
 /** Paragraphs of a SQuAD-style file in order; BadInputError (file, JSON path) on a bad shape. */
-export async function* readSquadParagraphs(file: InputFile): AsyncGenerator<SquadParagraph> {
+export async function* readSquadParagraphs(
+  file: InputFile,
+  signal?: AbortSignal,
+): AsyncGenerator<SquadParagraph> {
   const fail = (reason: string) => new BadInputError(file.name, undefined, reason);
   const stem = file.name.replace(/\.json(\.gz)?$/, '');
   let articles = 0;
   try {
-    for await (const { key, value } of articleStream(await openDecoded(file))) {
+    for await (const { key, value } of articleStream(
+      Readable.from(await openDecoded(file, undefined, signal), { objectMode: false }),
+    )) {
+      checkAborted(signal, `reading ${file.name}`);
       articles += 1;
       yield* articleParagraphs(stem, key as number, value, fail);
     }
   } catch (err) {
-    if (err instanceof BadInputError) throw err;
+    if (signal?.aborted) throw abortError(signal, `reading ${file.name}`);
+    const named = inputError(file, err, undefined);
+    if (named !== err || isAbortError(err) || err instanceof BadInputError) throw named;
     const message = (err as Error).message;
     throw fail(message === 'invalid UTF-8' ? message : `malformed JSON: ${message}`);
   }

@@ -19,7 +19,19 @@ export interface InputFile {
   name: string;
   size: number;
   open(range?: ByteRange): Promise<NodeJS.ReadableStream | Readable>;
+  /**
+   * Where the bytes are, as plain data: lets another thread or process open the same file (tokenizer
+   * training off the event loop). Set by listLocalInputs/localInputFile and by dataset sources; files
+   * without one are read by the calling thread instead.
+   */
+  locator?: InputLocator;
 }
+
+/**
+ * A serializable description of an InputFile's bytes: a local path (absolute), or an object of an artifact
+ * store (`root` as given to openStore, `key` relative to it; credentials come from the environment).
+ */
+export type InputLocator = { kind: 'local'; path: string } | { kind: 'store'; root: string; key: string };
 
 /** Which files of a listing play which role. Names are InputFile names. */
 export interface CorpusLayout {

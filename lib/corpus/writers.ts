@@ -89,6 +89,13 @@ export class BufferedFile {
       await this.fh.close();
     }
   }
+
+  /** Drop what is buffered, wait for the write in progress (if any), close the file; never throws. */
+  async abort(): Promise<void> {
+    this.used = 0;
+    await this.written.catch(() => undefined);
+    await this.fh.close().catch(() => undefined);
+  }
 }
 
 export const TOKENS_MAGIC = 'CMAETOK\0';
@@ -191,6 +198,12 @@ export class TokenFileWriter {
     out.end();
     await once(out, 'finish');
   }
+
+  /** Close the side files without assembling tokens.bin (the caller removes them). */
+  async abort(): Promise<void> {
+    this.used = 0;
+    await Promise.all([this.body.abort(), this.offsets.abort()]);
+  }
 }
 
 /** pairs.bin: header (item bytes 4), then count × (u32 anchor, u32 context) shard-local passage indexes. */
@@ -221,6 +234,10 @@ export class PairsWriter {
   async close(): Promise<void> {
     await this.file.writeAt(header(PAIRS_MAGIC, 4, this.count), 0);
     await this.file.close();
+  }
+
+  abort(): Promise<void> {
+    return this.file.abort();
   }
 }
 
@@ -265,6 +282,17 @@ export class GzipLineWriter {
     this.flush();
     this.gzip.end();
     await once(this.out, 'finish');
+  }
+
+  /** Stop compressing and close the file, unfinished (the caller removes it); never throws. */
+  async abort(): Promise<void> {
+    this.pending = [];
+    this.gzip.unpipe(this.out);
+    this.gzip.destroy();
+    if (this.out.closed) return;
+    const closed = once(this.out, 'close').catch(() => undefined);
+    this.out.destroy();
+    await closed;
   }
 }
 

@@ -2,15 +2,19 @@
  * Validation of the pipeline's single JSON input: every problem is reported at once, each naming
  * its key (`prepare_corpus.max_passage_tokens: must be ...`), then defaults are filled in.
  */
+
+import { STAGE_ORDER } from '../constants';
 import { DEFAULT_CORPUS_PREP_CONFIG, validateCorpusPrepConfig } from '../corpus/config';
 import { CORPUS_FORMATS, type CorpusPrepConfig } from '../corpus/types';
 import { ConfigError } from '../errors';
+import { trainerConfigDefaults, validateTrainerConfig } from '../trainer/config-schema';
 import type {
   PipelineInput,
   PrepareCorpusConfig,
   PretrainConfig,
   ResolvedPipelineInput,
-  TrainingSupervision,
+  StageSupervision,
+  TrainingSupervisionInput,
 } from './types';
 
 export const DEFAULT_PREPARE_CORPUS_CONFIG: Readonly<PrepareCorpusConfig> = Object.freeze({
@@ -26,11 +30,19 @@ const TOP_LEVEL_KEYS = [
   'prepare_corpus',
   'pretrain',
   'training',
+  'force',
+  'from_stage',
 ];
 
-export const DEFAULT_TRAINING_SUPERVISION: Readonly<TrainingSupervision> = Object.freeze({
-  heartbeat_timeout_s: 300,
+/**
+ * GPU-stage supervision defaults. A dead worker is noticed within 60 s (the runner heartbeats every few
+ * seconds); a trainer silent for 15 min is presumed hung; 14 days bound a stage whatever its retries do.
+ */
+export const DEFAULT_STAGE_SUPERVISION: Readonly<StageSupervision> = Object.freeze({
+  heartbeat_timeout_s: 60,
   max_attempts: 20,
+  stall_timeout_s: 900,
+  stage_timeout_h: 336,
 });
 
 /**
@@ -78,22 +90,70 @@ export function validatePipelineInput(raw: unknown): string[] {
       problems.push(...validateCorpusPrepConfig(domain).map((p) => `prepare_corpus.${p}`));
     }
   }
-  if (raw.pretrain !== undefined && raw.pretrain !== null && !isObject(raw.pretrain))
-    problems.push('pretrain: must be an object (the trainer config) or null to skip pre-training');
+  if (raw.pretrain !== undefined && raw.pretrain !== null) {
+    if (!isObject(raw.pretrain))
+      problems.push('pretrain: must be an object (the trainer config) or null to skip pre-training');
+    else problems.push(...validateTrainerConfig('pretrain', withPretrainDefaults(raw.pretrain)));
+  }
   problems.push(...validateTraining(raw.training));
+  problems.push(...validateRerun(raw.force, raw.from_stage));
+  return problems;
+}
+
+function validateSupervision(value: Record<string, unknown>, at: string): string[] {
+  const problems: string[] = [];
+  for (const [key, v] of Object.entries(value)) {
+    if (!(key in DEFAULT_STAGE_SUPERVISION)) problems.push(`${at}.${key}: unknown key`);
+    else if (!(Number.isInteger(v) && (v as number) >= 1))
+      problems.push(`${at}.${key}: must be an integer >= 1, got ${JSON.stringify(v)}`);
+  }
   return problems;
 }
 
 function validateTraining(training: unknown): string[] {
   if (training === undefined) return [];
   if (!isObject(training)) return ['training: must be an object'];
-  const problems: string[] = [];
-  for (const [key, value] of Object.entries(training)) {
-    if (!(key in DEFAULT_TRAINING_SUPERVISION)) problems.push(`training.${key}: unknown key`);
-    else if (!(Number.isInteger(value) && (value as number) >= 1))
-      problems.push(`training.${key}: must be an integer >= 1, got ${JSON.stringify(value)}`);
+  const { stages, ...defaults } = training;
+  const problems = validateSupervision(defaults, 'training');
+  if (stages === undefined) return problems;
+  if (!isObject(stages)) return [...problems, 'training.stages: must be an object {stage: {...}}'];
+  for (const [stage, value] of Object.entries(stages)) {
+    if (!STAGE_ORDER.includes(stage as never))
+      problems.push(`training.stages.${stage}: unknown stage (one of ${STAGE_ORDER.join(', ')})`);
+    else if (!isObject(value)) problems.push(`training.stages.${stage}: must be an object`);
+    else problems.push(...validateSupervision(value, `training.stages.${stage}`));
   }
   return problems;
+}
+
+function validateRerun(force: unknown, fromStage: unknown): string[] {
+  const problems: string[] = [];
+  const known = `one of ${STAGE_ORDER.join(', ')}`;
+  if (force !== undefined && typeof force !== 'boolean') {
+    if (!Array.isArray(force)) problems.push('force: must be true, false or a list of stage names');
+    else
+      for (const stage of force)
+        if (!STAGE_ORDER.includes(stage as never))
+          problems.push(`force: unknown stage ${JSON.stringify(stage)} (${known})`);
+  }
+  if (fromStage !== undefined && !STAGE_ORDER.includes(fromStage as never))
+    problems.push(`from_stage: unknown stage ${JSON.stringify(fromStage)} (${known})`);
+  return problems;
+}
+
+/** The stages `force` and `from_stage` ask to re-run, in pipeline order. */
+export function forcedStages(force: boolean | string[] | undefined, fromStage: string | undefined): string[] {
+  const from = fromStage === undefined ? STAGE_ORDER.length : STAGE_ORDER.indexOf(fromStage as never);
+  return STAGE_ORDER.filter(
+    (stage, i) =>
+      force === true || (Array.isArray(force) && force.includes(stage)) || (from >= 0 && i >= from),
+  );
+}
+
+/** Supervision of one GPU stage: its overrides over the run's defaults over the built-in ones. */
+export function supervisionFor(training: TrainingSupervisionInput, stage: string): StageSupervision {
+  const { stages, ...defaults } = training;
+  return { ...DEFAULT_STAGE_SUPERVISION, ...defaults, ...(stages[stage] ?? {}) };
 }
 
 function validateCorpus(corpus: unknown): string[] {
@@ -114,9 +174,29 @@ function validateCorpus(corpus: unknown): string[] {
   return problems;
 }
 
-/** Validates and fills defaults; throws one ConfigError listing every problem. */
-export function resolvePipelineInput(raw: unknown, defaultRunId: string): ResolvedPipelineInput {
+/** One run id, one owner: the pipeline workflow of run `R` is `pipeline-R`, whoever starts it. */
+export function workflowIdFor(runId: string): string {
+  return `pipeline-${runId}`;
+}
+
+/** The run id a workflow id stands for (`pipeline-R` → `R`; any other id → itself, made path-safe). */
+export function runIdOf(workflowId: string): string {
+  const id = workflowId.startsWith('pipeline-') ? workflowId.slice('pipeline-'.length) : workflowId;
+  return id.replace(/[^A-Za-z0-9._-]/g, '-');
+}
+
+/**
+ * Validates and fills defaults; throws one ConfigError listing every problem. `workflowId` is the
+ * pipeline workflow's id: a run id may only be written by its own workflow (`pipeline-<run_id>`), so two
+ * workflows never write one artifact prefix.
+ */
+export function resolvePipelineInput(raw: unknown, workflowId: string): ResolvedPipelineInput {
   const problems = validatePipelineInput(raw);
+  const given = isObject(raw) && typeof raw.run_id === 'string' ? raw.run_id : undefined;
+  if (given !== undefined && problems.length === 0 && workflowId !== workflowIdFor(given))
+    problems.push(
+      `run_id: run ${given} belongs to workflow id ${workflowIdFor(given)}, but this workflow is ${workflowId}; start it with workflow id ${workflowIdFor(given)} (or leave run_id out to derive it from the workflow id)`,
+    );
   if (problems.length > 0) throw new ConfigError('pipeline input', problems.join('; '));
   const input = raw as PipelineInput;
   const source = input.corpus.source;
@@ -127,18 +207,26 @@ export function resolvePipelineInput(raw: unknown, defaultRunId: string): Resolv
   };
   if (format !== 'auto') prepare.format = format;
   return {
-    run_id: input.run_id ?? defaultRunId.replace(/[^A-Za-z0-9._-]/g, '-'),
+    run_id: input.run_id ?? runIdOf(workflowId),
     artifacts: input.artifacts,
     corpus: { source, format, name: input.corpus.name ?? lastSegment(source) },
     tokenizer: { ...(input.tokenizer ?? {}) },
     prepare_corpus: prepare,
-    pretrain: input.pretrain === null ? null : withPretrainDefaults(input.pretrain ?? {}),
-    training: { ...DEFAULT_TRAINING_SUPERVISION, ...(input.training ?? {}) },
+    pretrain:
+      input.pretrain === null
+        ? null
+        : { ...trainerConfigDefaults('pretrain'), ...withPretrainDefaults(input.pretrain ?? {}) },
+    training: {
+      ...DEFAULT_STAGE_SUPERVISION,
+      ...definedOnly(input.training ?? {}),
+      stages: { ...(input.training?.stages ?? {}) },
+    },
+    force: forcedStages(input.force, input.from_stage),
   };
 }
 
 /** The defaults' from-scratch model_config only applies when the user names no model_init of their own. */
-function withPretrainDefaults(user: PretrainConfig): PretrainConfig {
+function withPretrainDefaults(user: Record<string, unknown>): PretrainConfig {
   const { model_config, ...rest } = DEFAULT_PRETRAIN_CONFIG;
   return { ...rest, ...(user.model_init ? {} : { model_config }), ...user };
 }

@@ -3,7 +3,7 @@
  * and the CLI (which draws it). Pure data: safe to import into the workflow sandbox.
  */
 
-export type StageState = 'pending' | 'running' | 'completed' | 'failed';
+export type StageState = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled' | 'skipped';
 
 export interface StageProgress {
   stage: string;
@@ -15,12 +15,14 @@ export interface StageProgress {
   counts?: Record<string, number>;
   /** URI of the stage's committed artifact (its manifest folder). */
   artifact?: string;
+  /** The stage did not run: its committed output was reused ('run': this run's, 'cache': another run's). */
+  reused?: 'run' | 'cache';
   message?: string;
 }
 
 export interface PipelineProgress {
   runId: string;
-  state: 'running' | 'completed' | 'failed';
+  state: 'running' | 'completed' | 'failed' | 'cancelled';
   stages: StageProgress[];
 }
 
@@ -42,7 +44,10 @@ export function describeProgress(progress: PipelineProgress): string {
           .join(', ')})`
       : '';
     const where = s.artifact ? ` → ${s.artifact}` : '';
-    return `${s.stage}: ${s.state}${frac}${counts}${where}${s.message ? ` — ${s.message}` : ''}`;
+    const hit = s.reused
+      ? ` [cache hit: ${s.reused === 'run' ? "this run's artifact" : 'from another run'}]`
+      : '';
+    return `${s.stage}: ${s.state}${hit}${frac}${counts}${where}${s.message ? ` — ${s.message}` : ''}`;
   });
   return [`run ${progress.runId}: ${progress.state}`, ...lines].join('\n');
 }

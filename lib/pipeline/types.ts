@@ -28,7 +28,10 @@ export interface PrepareCorpusConfig extends CorpusPrepConfig {
 
 /** The pipeline workflow's single input object (paste it in the Web UI, or build it with `cotmae run`). */
 export interface PipelineInput {
-  /** Groups the run's artifacts under runs/<run_id>/; defaults to the workflow id. */
+  /**
+   * Groups the run's artifacts under runs/<run_id>/. One run id, one owner: the workflow id must be
+   * `pipeline-<run_id>` (the CLI does this); omitted → derived from the workflow id.
+   */
   run_id?: string;
   /** Artifact root URI (`s3://bucket/prefix`, `file:///dir` or a path); defaults to the worker's COTMAE_ARTIFACTS. */
   artifacts?: string;
@@ -37,22 +40,39 @@ export interface PipelineInput {
   /** Partial: missing keys take the documented defaults. */
   prepare_corpus?: Partial<PrepareCorpusConfig>;
   /**
-   * Pre-training config, passed unchanged to `python -m cotmae_trainer pretrain` (snake_case keys, defaults and
-   * meaning in trainer/README.md); `null` skips pre-training.
+   * Pre-training config, passed to `python -m cotmae_trainer pretrain` (snake_case keys, defaults and
+   * meaning in trainer/README.md); validated against the trainer's schema up front; `null` skips pre-training.
    */
   pretrain?: PretrainConfig | null;
   /** How the GPU stages are supervised. */
-  training?: Partial<TrainingSupervision>;
+  training?: Partial<TrainingSupervisionInput>;
+  /**
+   * Re-run stages even when a committed artifact with the same cache key exists: `true` = every stage, or a
+   * list of stage names. Also what allows replacing a run's artifact made with another key.
+   */
+  force?: boolean | string[];
+  /** Re-run this stage and every stage after it (the ones before it are reused when their keys match). */
+  from_stage?: string;
 }
 
-/** The trainer's own config object: validated by the trainer (unknown keys are errors naming the key). */
+/** The trainer's own config object: validated against the trainer's schema (lib/trainer/config-schema.ts). */
 export type PretrainConfig = Record<string, unknown>;
 
-export interface TrainingSupervision {
-  /** A GPU activity silent this long is presumed dead and retried elsewhere (default 300 s). */
+/** How one GPU stage is supervised. */
+export interface StageSupervision {
+  /** A GPU activity silent this long is presumed dead and retried elsewhere (default 60 s). */
   heartbeat_timeout_s: number;
   /** Attempts of a training activity before the stage fails (default 20; bad input is never retried). */
   max_attempts: number;
+  /** A trainer that prints no progress line for this long is stopped and the attempt retried (default 900 s). */
+  stall_timeout_s: number;
+  /** Upper bound of the whole stage, all attempts and back-offs included (default 14 days). */
+  stage_timeout_h: number;
+}
+
+/** `training` of the input: defaults for every GPU stage, and per-stage overrides. */
+export interface TrainingSupervisionInput extends StageSupervision {
+  stages: Record<string, Partial<StageSupervision>>;
 }
 
 /** The input after validation: every default filled in. */
@@ -62,36 +82,98 @@ export interface ResolvedPipelineInput {
   corpus: Required<CorpusSource>;
   tokenizer: TokenizerSource;
   prepare_corpus: PrepareCorpusConfig;
+  /** With the trainer's defaults filled in (so `{}` and the explicit defaults have one cache key). */
   pretrain: PretrainConfig | null;
-  training: TrainingSupervision;
+  training: TrainingSupervisionInput;
+  /** Stages that must run even if reusable: `force` and `from_stage` resolved to stage names. */
+  force: string[];
+}
+
+/** A committed stage output as later stages and the CLI see it. */
+export interface StageResult {
+  /** Artifact folder URI (ends in '/'). */
+  uri: string;
+  /** Resolved artifact root and the folder's prefix within it. */
+  artifactRoot: string;
+  prefix: string;
+  manifestSha256: string;
+  /** Identity of the content (sorted paths + sha256): what downstream cache keys are made of. */
+  contentDigest: string;
+  cacheKey: string;
+  stats: Record<string, number>;
+  /** Set when the stage did not run: 'run' = this run's own committed output, 'cache' = another run's. */
+  reused?: 'run' | 'cache';
 }
 
 export interface PipelineResult {
   runId: string;
-  corpus: PrepareCorpusResult;
-  pretrain?: PretrainResult;
+  tokenizer: StageResult;
+  corpus: StageResult;
+  pretrain?: StageResult;
+  /** Stages that were reused instead of run. */
+  cacheHits: string[];
+}
+
+/** A committed input of a stage: where it is and what it holds. */
+export interface StageInputRef {
+  /** The role, e.g. 'corpus', 'tokenizer' (also the key in the stage's cache key). */
+  name: string;
+  prefix: string;
+  contentDigest: string;
 }
 
 /** The pre-training child workflow's input. */
 export interface PretrainWorkflowInput {
-  activity: PretrainInput;
-  training: TrainingSupervision;
-}
-
-export interface PretrainInput {
   runId: string;
   artifactRoot: string;
-  /** Store prefixes (relative to the root) of the committed inputs. */
-  corpusPrefix: string;
-  tokenizerPrefix: string;
+  corpus: StageInputRef;
+  tokenizer: StageInputRef;
   config: PretrainConfig;
+  supervision: StageSupervision;
+  force: boolean;
 }
 
-export interface PretrainResult {
-  uri: string;
-  manifestSha256: string;
-  stats: Record<string, number>;
+/**
+ * One run of a trainer command as a GPU stage (the GPU-stage runner's activity input). The trainer gets
+ * `--config`, one `--<flag> DIR` per input, `--output DIR` and `--resume` when a checkpoint exists.
+ */
+export interface TrainerStageSpec {
+  stage: string;
+  /** `python -m cotmae_trainer <command>`. */
+  command: string;
+  runId: string;
+  artifactRoot: string;
+  inputs: (StageInputRef & { flag: string })[];
+  config: Record<string, unknown>;
+  /** What is published from the output dir: folders and files (relative to it). */
+  publish: { dirs: string[]; files: string[] };
+  /** Config keys that do not change the result (checkpointing, logging, device): left out of the cache key. */
+  volatileKeys: string[];
+  /** Stored checkpoints kept (older ones are pruned unless an attempt may be resuming from them). */
+  keepCheckpoints: number;
+  stallTimeoutS: number;
+  force: boolean;
 }
+
+/** What the GPU-stage runner's activity reports in its heartbeat details (read by `status` and `run`). */
+export interface TrainerHeartbeat {
+  phase: 'starting' | 'fetching' | 'waiting-for-gpu' | 'training' | 'uploading' | 'publishing';
+  step: number;
+  total?: number;
+  loss?: number;
+  losses?: Record<string, number>;
+  lastCheckpoint?: string;
+  resumedFrom?: number;
+  device?: string;
+  worker?: string;
+}
+
+/** Reads a stage's committed artifact (or the cache index) before running it. */
+export interface ResolveTrainerStageInput {
+  spec: TrainerStageSpec;
+}
+
+export type StageResolution = { kind: 'reuse'; result: StageResult } | { kind: 'run'; cacheKey: string };
 
 export interface PrepareCorpusInput {
   runId: string;
@@ -99,55 +181,59 @@ export interface PrepareCorpusInput {
   corpus: Required<CorpusSource>;
   tokenizer: TokenizerSource;
   config: PrepareCorpusConfig;
+  /** Re-run these even if reusable: 'tokenizer', 'prepare-corpus'. */
+  force: string[];
 }
 
-/** What planning decided; passed back to each shard activity and to finalize. */
+/**
+ * Where the plan of a corpus preparation is stored: each shard activity gets this plus its own shard spec,
+ * so the workflow history grows with the number of shards, not with its square.
+ */
+export interface PlanRef {
+  artifactRoot: string;
+  runId: string;
+  /** sha256 of plan.json's bytes: names it (runs/<run>/prepare-corpus/plans/<sha256>.json), workers cache it. */
+  sha256: string;
+}
+
+/** What planning decided (stored as plan.json; not passed through the workflow history). */
 export interface CorpusPlan {
   runId: string;
-  /** Resolved artifact root (the worker's default when the input had none). */
   artifactRoot: string;
-  /** Stage output prefix relative to the root: runs/<runId>/prepare-corpus */
+  /** Stage output prefix relative to the root: runs/<runId>/prepare-corpus/ */
   outputPrefix: string;
   cacheKey: string;
   corpus: Required<CorpusSource>;
   format: CorpusFormat;
-  /** Tokenizer directory artifact (committed, with manifest). */
-  tokenizerUri: string;
-  tokenizerManifestSha256: string;
-  /** Identity of the corpus source (dataset manifest sha256, or a digest of the local listing). */
+  tokenizer: StageResult;
+  /** Content digest of the corpus source. */
   sourceDigest: string;
   config: PrepareCorpusConfig;
   shards: ShardSpec[];
+  /** Overwrite shards committed with another key (force). */
+  force: boolean;
 }
+
+/** A shard spec as it travels through the history: the plan's format is left out (the same for every shard). */
+export type PlannedShard = Omit<ShardSpec, 'format'>;
+
+export type PlanCorpusResult =
+  | { kind: 'reuse'; tokenizer: StageResult; result: StageResult }
+  | { kind: 'plan'; tokenizer: StageResult; plan: PlanRef; shards: PlannedShard[] };
 
 export interface PrepareShardInput {
-  plan: CorpusPlan;
-  shard: ShardSpec;
+  plan: PlanRef;
+  shard: PlannedShard;
 }
 
-export interface ShardSummary {
-  index: number;
-  /** Shard artifact prefix relative to the root. */
-  prefix: string;
-  manifestSha256: string;
-  documents: number;
-  passages: number;
-  tokens: number;
-  /** True when a previous attempt had already committed this shard. */
+/** Small on purpose: one of these per shard lands in the history. */
+export interface ShardOutcome {
+  /** True when a previous attempt had already committed this shard (with the same key). */
   reused: boolean;
 }
 
 export interface FinalizeCorpusInput {
-  plan: CorpusPlan;
-  shards: ShardSummary[];
-}
-
-export interface PrepareCorpusResult {
-  /** The resolved artifact root, and the store prefixes of the corpus and tokenizer artifacts. */
-  artifactRoot: string;
-  prefix: string;
-  tokenizerPrefix: string;
-  uri: string;
-  manifestSha256: string;
-  stats: Record<string, number>;
+  plan: PlanRef;
+  /** Shards re-used rather than prepared (for the stats). */
+  reusedShards: number;
 }

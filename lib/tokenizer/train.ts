@@ -5,12 +5,13 @@
  * re-created with WordPiece.init.
  */
 
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MAX_TRAINED_VOCAB } from '../corpus/config';
-import { ConfigError } from '../errors';
+import { BadInputError, ConfigError } from '../errors';
 import { type HfTokenizer, hf } from './hf';
 import { SPECIAL_TOKENS, writeHfTokenizerDir } from './hf-dir';
 import { type CorpusTokenizer, loadTokenizer } from './load';
@@ -21,44 +22,96 @@ export interface TrainTokenizerOptions {
   vocab_size: number;
   /** Lowercase and strip accents (bert-base-uncased style). */
   lowercase: boolean;
+  /** The corpus as the user named it (path or URI), named by the "no documents" error. Default 'corpus'. */
+  source?: string;
 }
 
 /**
  * Train a BERT WordPiece tokenizer on `texts` (already normalized, one document each) and save it as an HF
  * tokenizer directory in `outDir` (tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json).
+ * Runs the trainer on the calling thread, blocking its event loop for the whole training (seconds per 10 MB
+ * of text): workers should use trainWordPieceTokenizerOffThread (lib/corpus). No text with a non-blank
+ * character at all is a BadInputError naming `opts.source`.
  */
 export async function trainWordPieceTokenizer(
   texts: Iterable<string> | AsyncIterable<string>,
   opts: TrainTokenizerOptions,
   outDir: string,
 ): Promise<CorpusTokenizer> {
-  if (opts.vocab_size > MAX_TRAINED_VOCAB || opts.vocab_size <= SPECIAL_TOKENS.length) {
-    throw new ConfigError('vocab_size', `must be in (${SPECIAL_TOKENS.length}, ${MAX_TRAINED_VOCAB}]`);
-  }
+  checkTrainOptions(opts);
   await mkdir(outDir, { recursive: true });
-  const textFile = join(outDir, `.train-${process.pid}.txt`);
+  const textFile = join(outDir, `.train-${process.pid}-${randomBytes(4).toString('hex')}.txt`);
   try {
-    await writeTrainingText(texts, textFile);
-    const learned = learnVocabulary(textFile, opts.lowercase);
-    const vocab = withSpecialTokens(learned, opts.vocab_size);
-    await writeHfTokenizerDir(bertWordPiece(vocab, opts.lowercase), vocab, opts.lowercase, outDir);
+    const docs = await writeTrainingText(texts, textFile);
+    if (docs === 0) throw noDocumentsError(opts.source);
+    await trainFromTextFile(textFile, opts, outDir);
   } finally {
     await rm(textFile, { force: true });
   }
   return loadTokenizer(outDir);
 }
 
-/** One document per line: the trainer reads files line by line. */
-async function writeTrainingText(
+/** ConfigError('vocab_size') unless the npm trainer can learn that many tokens. */
+export function checkTrainOptions(opts: TrainTokenizerOptions): void {
+  if (
+    !Number.isSafeInteger(opts.vocab_size) ||
+    opts.vocab_size > MAX_TRAINED_VOCAB ||
+    opts.vocab_size <= SPECIAL_TOKENS.length
+  ) {
+    throw new ConfigError('vocab_size', `must be in (${SPECIAL_TOKENS.length}, ${MAX_TRAINED_VOCAB}]`);
+  }
+}
+
+/** The corpus gave the trainer nothing: bad input of the corpus as the user named it. */
+export function noDocumentsError(source = 'corpus'): BadInputError {
+  return new BadInputError(
+    source,
+    undefined,
+    'no documents: nothing to train a tokenizer on (the corpus is empty, or every document text is empty)',
+  );
+}
+
+/**
+ * One document per line (the trainer reads files line by line); returns how many texts have a non-blank
+ * character. `onText` is called after each text (progress).
+ */
+export async function writeTrainingText(
   texts: Iterable<string> | AsyncIterable<string>,
   path: string,
-): Promise<void> {
+  onText?: (text: string) => void,
+): Promise<number> {
   const out = createWriteStream(path);
-  for await (const text of texts) {
-    if (!out.write(`${text.replace(/[\r\n]+/g, ' ')}\n`)) await once(out, 'drain');
+  let docs = 0;
+  try {
+    for await (const text of texts) {
+      if (/\S/.test(text)) docs += 1;
+      if (!out.write(`${text.replace(/[\r\n]+/g, ' ')}\n`)) await once(out, 'drain');
+      onText?.(text);
+    }
+  } catch (err) {
+    out.destroy();
+    throw err;
   }
   out.end();
   await once(out, 'finish');
+  return docs;
+}
+
+/**
+ * Train on a text file written by writeTrainingText and write the HF tokenizer directory into `outDir`.
+ * The training itself is one synchronous native call (it uses every core).
+ */
+export async function trainFromTextFile(
+  textFile: string,
+  opts: TrainTokenizerOptions,
+  outDir: string,
+  onPhase?: (phase: 'training' | 'writing') => void | Promise<void>,
+): Promise<void> {
+  await onPhase?.('training');
+  const learned = learnVocabulary(textFile, opts.lowercase);
+  await onPhase?.('writing');
+  const vocab = withSpecialTokens(learned, opts.vocab_size);
+  await writeHfTokenizerDir(bertWordPiece(vocab, opts.lowercase), vocab, opts.lowercase, outDir);
 }
 
 /** Learned tokens in the trainer's id order (alphabet first, then merges in the order they were made). */

@@ -68,10 +68,11 @@ describe('pipeline workflow on S3 (real Temporal, real S3-compatible server)', {
       const verified = await verifyArtifact(store, 'runs/it-s3/prepare-corpus');
       assert.equal(verified.manifestSha256, result.corpus.manifestSha256);
       const inputs = Object.fromEntries(verified.manifest.inputs.map((i) => [i.name, i]));
+      const datasetManifest = await readManifest(store, 'datasets/cranfield');
       assert.equal(
         inputs.corpus?.manifestSha256,
-        dataset.manifestSha256,
-        'the corpus input is the dataset manifest',
+        datasetManifest.contentDigest,
+        'the corpus input is identified by the dataset content',
       );
       const tokenizer = await readManifest(store, 'runs/it-s3/tokenizer');
       assert.equal(inputs.tokenizer?.manifestSha256, tokenizer.manifestSha256);
@@ -79,7 +80,9 @@ describe('pipeline workflow on S3 (real Temporal, real S3-compatible server)', {
     } finally {
       await store.close();
     }
-    const progress = await handle.query<PipelineProgress>('progress');
-    assert.equal(progress.stages[0]?.done, stats.shards);
+    const progress = await env.client.workflow
+      .getHandle('pipeline-it-s3/prepare-corpus')
+      .query<PipelineProgress>('progress');
+    assert.equal(progress.stages.find((s) => s.stage === 'prepare-corpus')?.done, stats.shards);
   });
 });

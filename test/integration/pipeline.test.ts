@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import { isCommitted, openStore, verifyArtifact } from '../../lib/artifacts';
+import { isCommitted, openStore, readArtifactFile, verifyArtifact } from '../../lib/artifacts';
 import { CPU_TASK_QUEUE } from '../../lib/constants';
 import { writeDemoCollection } from '../../lib/demo/generate';
 import type { PipelineProgress } from '../../lib/pipeline/progress';
@@ -72,7 +72,7 @@ describe('pipeline workflow (real Temporal, local artifact directory)', { timeou
     assert.equal(verified.manifest.inputs.length, 2);
     // corpus.json's shard dirs are relative to the stage folder: every shard's files are in the manifest.
     const corpusIndex = JSON.parse(
-      (await store.get('runs/it-local/prepare-corpus/corpus.json')).toString('utf8'),
+      (await readArtifactFile(store, 'runs/it-local/prepare-corpus', 'corpus.json')).toString('utf8'),
     );
     for (const shard of corpusIndex.shards as { dir: string; files: Record<string, string> }[])
       for (const file of Object.values(shard.files))
@@ -81,8 +81,10 @@ describe('pipeline workflow (real Temporal, local artifact directory)', { timeou
 
     const progress = await handle.query<PipelineProgress>('progress');
     assert.equal(progress.state, 'completed');
-    assert.equal(progress.stages[0]?.state, 'completed');
-    assert.equal(progress.stages[0]?.artifact, result.corpus.uri);
+    const stage = progress.stages.find((s) => s.stage === 'prepare-corpus');
+    assert.equal(stage?.state, 'completed');
+    assert.equal(stage?.artifact, result.corpus.uri);
+    assert.equal(progress.stages.find((s) => s.stage === 'tokenizer')?.artifact, result.tokenizer.uri);
 
     const description = await handle.describe();
     assert.deepEqual(description.searchAttributes.PipelineRun, ['it-local']);
@@ -100,24 +102,30 @@ describe('pipeline workflow (real Temporal, local artifact directory)', { timeou
     );
   });
 
-  it('re-running the same run id reuses the committed shards', async () => {
+  it('re-running the same run id reuses its committed stages (checked by cache key)', async () => {
     const input = {
       run_id: 'it-rerun',
       artifacts,
       corpus: { source: corpus },
-      prepare_corpus: SMALL_SHARDS,
+      prepare_corpus: { ...SMALL_SHARDS, seed: 99 },
       pretrain: null,
     };
     const { result } = await runPipeline(env, input);
     assert.equal(result.corpus.stats.reused_shards, 0);
+    assert.ok(
+      !result.cacheHits.includes('prepare-corpus'),
+      'a config no other test uses: prepared, not reused',
+    );
     const rerun = await env.client.workflow.start('pipeline', {
       taskQueue: CPU_TASK_QUEUE,
-      workflowId: 'pipeline-it-rerun-again',
+      workflowId: 'pipeline-it-rerun',
       args: [input],
+      workflowIdReusePolicy: 'ALLOW_DUPLICATE',
     });
     const rerunResult = (await rerun.result()) as PipelineResult;
-    assert.equal(rerunResult.corpus.stats.reused_shards, result.corpus.stats.shards);
-    assert.equal(rerunResult.corpus.stats.passages, result.corpus.stats.passages);
+    assert.deepEqual(rerunResult.cacheHits, ['tokenizer', 'prepare-corpus']);
+    assert.equal(rerunResult.corpus.reused, 'run');
+    assert.equal(rerunResult.corpus.manifestSha256, result.corpus.manifestSha256);
     await verifyArtifact(openStore(artifacts), 'runs/it-rerun/prepare-corpus');
   });
 

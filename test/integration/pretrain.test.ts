@@ -18,17 +18,18 @@ import type { PipelineResult } from '../../lib/pipeline/types';
 import { repoRoot } from '../../lib/settings';
 import { storedCheckpointSteps } from '../../lib/trainer/checkpoints';
 import { trainerPython } from '../../lib/trainer/python';
-import { type PipelineEnv, startPipelineEnv } from '../support/pipeline-env';
+import { type PipelineEnv, startPipelineEnv, TINY_MODEL_CONFIG } from '../support/pipeline-env';
+import { processesMentioning, waitFor } from '../support/processes';
 import { startTestS3, type TestS3 } from '../support/s3-env';
 
 const BUCKET = 'cotmae-pretrain-it';
 const ROOT = `s3://${BUCKET}/cotmae`;
-const CHECKPOINT_EVERY = 50;
-const MAX_STEPS = 600;
+const CHECKPOINT_EVERY = 25;
+const MAX_STEPS = 200;
 
 /** A tiny BERT so that CPU steps are fast but the run still spans several checkpoints. */
 const TINY_PRETRAIN = {
-  model_config: { hidden_size: 32, num_hidden_layers: 1, num_attention_heads: 2, intermediate_size: 64 },
+  model_config: TINY_MODEL_CONFIG,
   max_steps: MAX_STEPS,
   batch_size: 8,
   lr: 0.001,
@@ -39,31 +40,28 @@ const TINY_PRETRAIN = {
   seed: 11,
 };
 
-function startGpuWorker(address: string, workDir: string): ChildProcess {
-  const child = spawn(process.execPath, [join(repoRoot(), 'dist', 'cli', 'main.js'), 'worker', 'gpu'], {
-    env: { ...process.env, TEMPORAL_ADDRESS: address, COTMAE_WORK_DIR: workDir },
-    stdio: ['ignore', 'ignore', 'pipe'],
+function startGpuWorker(address: string, workDir: string, graceS = 30): ChildProcess {
+  const child = spawn(
+    process.execPath,
+    [join(repoRoot(), 'dist', 'cli', 'main.js'), 'worker', 'gpu', '--shutdown-grace', String(graceS)],
+    {
+      env: { ...process.env, TEMPORAL_ADDRESS: address, COTMAE_WORK_DIR: workDir },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => {
+    logs.set(child, ((logs.get(child) ?? '') + text).slice(-20_000));
   });
-  child.stderr?.setEncoding('utf8').on('data', () => {});
   return child;
 }
 
-function processesMentioning(text: string): number[] {
-  const out = spawnSync('ps', ['-eo', 'pid,stat,args'], { encoding: 'utf8' }).stdout;
-  return out
-    .split('\n')
-    .filter((line) => line.includes(text) && !/^\s*\d+\s+Z/.test(line))
-    .map((line) => Number.parseInt(line.trim(), 10));
-}
+/** The tail of each spawned worker's stderr, printed when a test about it fails. */
+const logs = new Map<ChildProcess, string>();
 
-async function waitFor<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}`);
+function exited(child: ChildProcess): Promise<number | null> {
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve(child.exitCode)
+    : new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
 describe('pre-training survives a killed GPU worker (real Temporal, S3, trainer)', {
@@ -85,6 +83,7 @@ describe('pre-training survives a killed GPU worker (real Temporal, S3, trainer)
   });
 
   it('kills the GPU worker mid-run; a new worker resumes from the uploaded checkpoint', async () => {
+    const t0 = Date.now();
     const scratch = await mkdtemp(join(tmpdir(), 'cotmae-pretrain-it-'));
     const corpus = join(scratch, 'demo');
     await writeDemoCollection(corpus, { documents: 40, queriesPerDocument: 1, seed: 21 });
@@ -102,7 +101,7 @@ describe('pre-training survives a killed GPU worker (real Temporal, S3, trainer)
           corpus: { source: corpus },
           prepare_corpus: { vocab_size: 1000 },
           pretrain: TINY_PRETRAIN,
-          training: { heartbeat_timeout_s: 5, max_attempts: 5 },
+          training: { heartbeat_timeout_s: 10, max_attempts: 5 },
         },
       ],
     });
@@ -163,6 +162,75 @@ describe('pre-training survives a killed GPU worker (real Temporal, S3, trainer)
     );
     assert.equal(check.status, 0, check.stderr);
     assert.equal(check.stdout.trim(), '32');
+    await store.close();
+    console.log(`kill-and-resume test: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  });
+
+  it('SIGTERM to the GPU worker: the trainer checkpoints at once, the worker exits within its grace, another resumes', async () => {
+    const scratch = await mkdtemp(join(tmpdir(), 'cotmae-shutdown-it-'));
+    const corpus = join(scratch, 'demo');
+    await writeDemoCollection(corpus, { documents: 40, queriesPerDocument: 1, seed: 23 });
+    // Only worker A may serve the GPU queue when it gets SIGTERM: the previous test's workers go first.
+    for (const w of workers.splice(0)) {
+      w.kill('SIGTERM');
+      await exited(w);
+    }
+    const grace = 20;
+    const workerA = startGpuWorker(env.server.address, join(scratch, 'gpu-a'), grace);
+    workers.push(workerA);
+    const handle = await env.client.workflow.start('pipeline', {
+      taskQueue: CPU_TASK_QUEUE,
+      workflowId: 'pipeline-it-shutdown',
+      args: [
+        {
+          run_id: 'it-shutdown',
+          artifacts: ROOT,
+          corpus: { source: corpus },
+          prepare_corpus: { vocab_size: 1000 },
+          // checkpoint_every larger than the run: the only checkpoint is the one SIGTERM writes.
+          pretrain: { ...TINY_PRETRAIN, checkpoint_every: 10_000, seed: 12 },
+          training: { heartbeat_timeout_s: 10, max_attempts: 5 },
+        },
+      ],
+    });
+    const store = openStore(ROOT);
+    // Wait until training has logged a few steps (heartbeat details of the pending activity).
+    await waitFor('training under way', 300_000, async () => {
+      const d = await env.client.workflow
+        .getHandle('pipeline-it-shutdown/pretrain')
+        .describe()
+        .catch(() => undefined);
+      const beat = d?.raw.pendingActivities?.[0]?.heartbeatDetails?.payloads?.[0];
+      if (!beat?.data) return undefined;
+      const details = JSON.parse(Buffer.from(beat.data).toString('utf8')) as {
+        step?: number;
+        phase?: string;
+      };
+      return details.phase === 'training' && (details.step ?? 0) >= 20 ? true : undefined;
+    });
+    const t0 = Date.now();
+    workerA.kill('SIGTERM');
+    await exited(workerA);
+    const exitMs = Date.now() - t0;
+    assert.ok(exitMs < grace * 1000, `worker A exited after ${exitMs} ms, grace ${grace} s`);
+    const steps = await storedCheckpointSteps(store, 'runs/it-shutdown/pretrain/');
+    assert.equal(
+      steps.length,
+      1,
+      `the SIGTERM checkpoint was uploaded before exit: ${steps.join(',')}\n--- worker A ---\n${logs.get(workerA)}`,
+    );
+    const interrupted = steps[0] as number;
+    workers.push(startGpuWorker(env.server.address, join(scratch, 'gpu-b')));
+    const result = (await handle.result()) as PipelineResult;
+    assert.equal(
+      result.pretrain?.stats.resumed_from_step,
+      interrupted,
+      'worker B resumed from the shutdown checkpoint',
+    );
+    assert.equal(result.pretrain?.stats.steps, MAX_STEPS);
+    console.log(
+      `worker shutdown: exited ${exitMs} ms after SIGTERM (grace ${grace} s), checkpoint at step ${interrupted}`,
+    );
     await store.close();
   });
 });

@@ -20,8 +20,17 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { ensureBucket, findMotoServer, type S3Server, startS3Server } from '../../infra/s3';
-import { createS3Client, S3Store, type S3StoreOptions } from '../../lib/artifacts';
-import { ConfigError } from '../../lib/errors';
+import {
+  beginArtifact,
+  checkArtifactRoot,
+  computeCacheKey,
+  createS3Client,
+  readArtifactFile,
+  S3Store,
+  type S3StoreOptions,
+  verifyArtifact,
+} from '../../lib/artifacts';
+import { CommitConflictError, ConfigError } from '../../lib/errors';
 import { pseudoRandom, readAll, registerStoreSuite, sha256 } from '../unit/artifacts/store-suite';
 
 const MIB = 1024 * 1024;
@@ -188,6 +197,126 @@ describe('s3 store specifics', () => {
       await impatient.close();
       await new Promise((resolve) => proxy.close(resolve));
     }
+  });
+});
+
+/** A proxy in front of moto that answers 501 NotImplemented to conditional PUTs (servers without If-None-Match). */
+async function noConditionalPutsProxy(): Promise<{
+  endpoint: string;
+  refused: () => number;
+  close: () => Promise<void>;
+}> {
+  const target = new URL(server.endpoint);
+  let refused = 0;
+  const proxy = http.createServer((req, res) => {
+    if (req.method === 'PUT' && req.headers['if-none-match'] !== undefined) {
+      refused += 1;
+      req.resume();
+      res.writeHead(501, { 'content-type': 'application/xml' });
+      res.end(
+        '<?xml version="1.0"?><Error><Code>NotImplemented</Code><Message>no conditional writes</Message></Error>',
+      );
+      return;
+    }
+    const upstream = http.request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const { port } = proxy.address() as AddressInfo;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    refused: () => refused,
+    close: () => new Promise((resolve) => proxy.close(() => resolve())),
+  };
+}
+
+const META = {
+  stage: 'cas',
+  runId: 'run-1',
+  cacheKey: computeCacheKey({ stage: 'cas', inputs: [], config: {} }),
+  config: {},
+  code: { gitCommit: 'test', packageVersion: '0.0.0' },
+};
+
+describe('s3 create-only commits', () => {
+  it('moto honours If-None-Match: * on PutObject (412 PreconditionFailed when the key exists)', async () => {
+    const Key = `cas-raw-${randomBytes(4).toString('hex')}`;
+    await client.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body: 'first', IfNoneMatch: '*' }));
+    await assert.rejects(
+      client.send(new PutObjectCommand({ Bucket: BUCKET, Key, Body: 'second', IfNoneMatch: '*' })),
+      (err: unknown) =>
+        (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 412,
+    );
+    const res = await client.send(new GetObjectCommand({ Bucket: BUCKET, Key }));
+    assert.equal((await readAll(res.Body as Readable)).toString(), 'first');
+    const store = new S3Store(BUCKET, `cas-${randomBytes(4).toString('hex')}/`, storeOptions());
+    stores.push(store);
+    assert.equal(await store.putIfAbsent('k', 'x'), true);
+    assert.equal(store.conditionalPutSupport, true);
+  });
+
+  it('falls back to put + read-back on a server that answers 501 to conditional puts', async () => {
+    const proxy = await noConditionalPutsProxy();
+    const store = new S3Store(BUCKET, `fallback-${randomBytes(4).toString('hex')}/`, {
+      ...storeOptions(),
+      endpoint: proxy.endpoint,
+    });
+    try {
+      assert.equal(await store.putIfAbsent('once', 'first'), true);
+      assert.equal(store.conditionalPutSupport, false);
+      assert.equal(proxy.refused(), 1);
+      assert.equal(await store.putIfAbsent('once', 'second'), false);
+      assert.equal((await store.get('once')).toString(), 'first');
+      assert.equal(proxy.refused(), 1, 'no more conditional puts once the server said 501');
+      // the commit protocol on top: the second writer of a folder loses
+      const a = await beginArtifact(store, 'runs/r/stage/', META, { attempt: 'a' });
+      const b = await beginArtifact(store, 'runs/r/stage/', META, { attempt: 'b' });
+      await a.writeFile('x', 'from a');
+      await b.writeFile('x', 'from b');
+      await a.commit();
+      await assert.rejects(b.commit(), CommitConflictError);
+      assert.equal((await readArtifactFile(store, 'runs/r/stage/', 'x')).toString(), 'from a');
+      await verifyArtifact(store, 'runs/r/stage/');
+    } finally {
+      await store.close();
+      await proxy.close();
+    }
+  });
+});
+
+describe('s3 artifact-root preflight', () => {
+  it('accepts a usable root, returns its URI, and leaves no probe object', async () => {
+    const prefix = `preflight-${randomBytes(4).toString('hex')}`;
+    assert.equal(
+      await checkArtifactRoot(`s3://${BUCKET}/${prefix}`, 'artifacts', { s3: storeOptions() }),
+      `s3://${BUCKET}/${prefix}/`,
+    );
+    const store = new S3Store(BUCKET, '', storeOptions());
+    stores.push(store);
+    const left: string[] = [];
+    for await (const o of store.list(prefix)) left.push(o.key);
+    assert.deepEqual(left, []);
+  });
+
+  it('a bucket that does not exist is a ConfigError naming the key and the bucket, never the credentials', async () => {
+    await assert.rejects(
+      checkArtifactRoot('s3://no-such-bucket-cotmae/x', 'pipeline.artifacts', {
+        s3: { ...storeOptions(), credentials: { accessKeyId: 'AKIDLEAK', secretAccessKey: 'SECRETLEAK' } },
+      }),
+      (err: unknown) => {
+        assert.ok(err instanceof ConfigError, String(err));
+        assert.equal(err.key, 'pipeline.artifacts');
+        assert.match(err.message, /bucket 'no-such-bucket-cotmae' does not exist/);
+        assert.doesNotMatch(err.message, /LEAK/);
+        return true;
+      },
+    );
   });
 });
 

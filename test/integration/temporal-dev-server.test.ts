@@ -5,10 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Connection } from '@temporalio/client';
-import { type DevServer, DevServerStartError, startDevServer } from '../../infra/temporal';
-import { SEARCH_ATTRIBUTES } from '../../lib/constants';
+import { type DevServer, DevServerStartError, SEARCH_ATTRIBUTES, startDevServer } from '../../infra/temporal';
 
 const KEYWORD = 2; // temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+const KEYWORD_LIST = 7;
 
 function alive(pid: number): boolean {
   try {
@@ -46,12 +46,19 @@ describe('embedded Temporal dev server', { timeout: 120_000 }, () => {
     assert.ok(statSync(dbFilename).size > 0, 'state is persisted in the SQLite file');
   });
 
-  test('the custom search attributes are registered as Keyword', async () => {
+  test('the custom search attributes are registered with their types', async () => {
     const { customAttributes } = await connection.operatorService.listSearchAttributes({
       namespace: server.namespace,
     });
-    for (const name of Object.keys(SEARCH_ATTRIBUTES)) {
-      assert.equal(customAttributes?.[name], KEYWORD, `${name} should be a Keyword search attribute`);
+    const indexed: Record<string, number> = { Keyword: KEYWORD, KeywordList: KEYWORD_LIST };
+    assert.deepEqual(SEARCH_ATTRIBUTES, {
+      PipelineStage: 'Keyword',
+      PipelineRun: 'Keyword',
+      Corpus: 'Keyword',
+      CacheHits: 'KeywordList',
+    });
+    for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) {
+      assert.equal(customAttributes?.[name], indexed[type], `${name} should be a ${type} search attribute`);
     }
   });
 

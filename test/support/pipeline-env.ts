@@ -5,7 +5,7 @@
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import {
   bundleWorkflowCode,
   DefaultLogger,
@@ -14,8 +14,13 @@ import {
   type Worker,
   type WorkflowBundle,
 } from '@temporalio/worker';
+import type { StageDeps, TrainerCommand } from '../../activities/support';
 import { type DevServer, startDevServer } from '../../infra/temporal';
-import { DEFAULT_NAMESPACE } from '../../lib/constants';
+import { CPU_TASK_QUEUE, DEFAULT_NAMESPACE, GPU_TASK_QUEUE } from '../../lib/constants';
+import { workflowIdFor } from '../../lib/pipeline/config';
+import type { PipelineInput, PipelineResult } from '../../lib/pipeline/types';
+import { repoRoot } from '../../lib/settings';
+import { GpuLeasePool } from '../../lib/trainer/gpu-leases';
 import { createCpuWorker } from '../../workers/cpu';
 import { createGpuWorker } from '../../workers/gpu';
 
@@ -25,6 +30,8 @@ export interface PipelineEnv {
   bundle: WorkflowBundle;
   workDir: string;
   defaultArtifactRoot: string;
+  /** Aborting it is what `cotmae worker` does on SIGTERM (trainers checkpoint at once). */
+  drain: AbortController;
   stop(): Promise<void>;
 }
 
@@ -33,11 +40,31 @@ let runtimeInstalled = false;
 export interface PipelineEnvOptions {
   /** Run the GPU worker in this process too (default true); false when a test runs it as its own process. */
   gpuWorker?: boolean;
+  /** Devices the GPU worker leases (default one). */
+  gpus?: string[];
+  /** The trainer program (default: the real Python trainer). */
+  trainer?: TrainerCommand;
+  /** CPU activity slots (default 2). */
+  cpuActivities?: number;
 }
+
+/** A BERT small enough that CPU steps take milliseconds (tests and recorded fixtures). */
+export const TINY_MODEL_CONFIG = {
+  hidden_size: 32,
+  num_hidden_layers: 1,
+  num_attention_heads: 2,
+  intermediate_size: 64,
+};
+
+/** The fake trainer (test/support/fake-trainer.ts) as a trainer command: no PyTorch, same contract. */
+export const FAKE_TRAINER: TrainerCommand = {
+  python: process.execPath,
+  args: [join(repoRoot(), 'dist', 'test', 'support', 'fake-trainer.js')],
+};
 
 export async function startPipelineEnv(opts: PipelineEnvOptions = {}): Promise<PipelineEnv> {
   if (!runtimeInstalled) {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new DefaultLogger('WARN'), shutdownSignals: [] });
     runtimeInstalled = true;
   }
   const scratch = await mkdtemp(join(tmpdir(), 'cotmae-it-'));
@@ -47,12 +74,31 @@ export async function startPipelineEnv(opts: PipelineEnvOptions = {}): Promise<P
     workflowsPath: require.resolve('../../workflows'),
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} },
   });
-  const deps = { defaultArtifactRoot: join(scratch, 'artifacts'), workDir: join(scratch, 'work') };
+  const drain = new AbortController();
+  const deps: StageDeps = {
+    defaultArtifactRoot: join(scratch, 'artifacts'),
+    workDir: join(scratch, 'work'),
+    drain: drain.signal,
+    heartbeatEveryMs: 1000,
+    ...(opts.trainer ? { trainer: opts.trainer } : {}),
+  };
   const workers: Worker[] = [
-    await createCpuWorker({ connection: native, namespace: DEFAULT_NAMESPACE, deps, workflowBundle: bundle }),
+    await createCpuWorker({
+      connection: native,
+      namespace: DEFAULT_NAMESPACE,
+      deps,
+      workflowBundle: bundle,
+      maxActivities: opts.cpuActivities ?? 2,
+    }),
   ];
   if (opts.gpuWorker !== false)
-    workers.push(await createGpuWorker({ connection: native, namespace: DEFAULT_NAMESPACE, deps }));
+    workers.push(
+      await createGpuWorker({
+        connection: native,
+        namespace: DEFAULT_NAMESPACE,
+        deps: { ...deps, gpus: new GpuLeasePool(opts.gpus ?? ['0']) },
+      }),
+    );
   const running = Promise.all(workers.map((w) => w.run()));
   const connection = await Connection.connect({ address: server.address });
   return {
@@ -61,8 +107,10 @@ export async function startPipelineEnv(opts: PipelineEnvOptions = {}): Promise<P
     bundle,
     workDir: deps.workDir,
     defaultArtifactRoot: deps.defaultArtifactRoot,
+    drain,
     async stop() {
-      for (const w of workers) w.shutdown();
+      drain.abort();
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
       await running;
       await connection.close();
       await native.close();
@@ -70,3 +118,39 @@ export async function startPipelineEnv(opts: PipelineEnvOptions = {}): Promise<P
     },
   };
 }
+
+/** Starts `input` as the CLI would (workflow id pipeline-<run_id>, shared CPU queue). */
+export async function startPipeline(env: PipelineEnv, input: PipelineInput): Promise<WorkflowHandle> {
+  return env.client.workflow.start('pipeline', {
+    taskQueue: CPU_TASK_QUEUE,
+    workflowId: workflowIdFor(input.run_id as string),
+    args: [input],
+    workflowIdReusePolicy: 'ALLOW_DUPLICATE',
+  });
+}
+
+export async function runPipeline(env: PipelineEnv, input: PipelineInput) {
+  const handle = await startPipeline(env, input);
+  return { handle, result: (await handle.result()) as PipelineResult };
+}
+
+/** Every message of a failure's cause chain, joined (what a user would read, outermost first). */
+export function failureText(err: unknown): string {
+  const parts: string[] = [];
+  for (let c: unknown = err; c instanceof Error; c = c.cause) {
+    const type = (c as { type?: unknown }).type;
+    parts.push(`${c.name}${typeof type === 'string' ? `(${type})` : ''}: ${c.message}`);
+  }
+  return parts.join(' | ');
+}
+
+/** Number of events and bytes of a workflow's history, as the server counts them (its limits use these). */
+export async function historySize(
+  client: Client,
+  workflowId: string,
+): Promise<{ events: number; bytes: number }> {
+  const d = await client.workflow.getHandle(workflowId).describe();
+  return { events: d.historyLength, bytes: d.historySize ?? Number.NaN };
+}
+
+export { GPU_TASK_QUEUE };

@@ -31,9 +31,37 @@ class BadInputError(Exception):
 
 
 class ConfigError(BadInputError):
-    def __init__(self, key: str, message: str):
-        super().__init__(f"config key '{key}': {message}")
+    """One or more config problems, each naming its key: validation reports them all at once, so a caller fixes
+    a config in one round instead of one key per attempt. `key` is the first problem's key."""
+
+    def __init__(self, key: str, message: str, *more: tuple[str, str]):
+        self.problems = [(key, message), *more]
         self.key = key
+        lines = [f"config key '{k}': {m}" for k, m in self.problems]
+        super().__init__(lines[0] if len(lines) == 1 else f"{len(lines)} config problems: " + "; ".join(lines))
+
+    @classmethod
+    def of(cls, problems: list[tuple[str, str]]) -> ConfigError:
+        return cls(*problems[0], *problems[1:])
+
+
+class OutOfMemory(Exception):
+    """The device ran out of memory: the config's sizes do not fit, and a retry with the same config fails the
+    same way (exit 2, category 'oom'). The message says which keys to change, with their current values; `step`
+    is the optimizer step that failed (1-based)."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError (torch.OutOfMemoryError since 2.5), or a RuntimeError saying so (cuBLAS/cuDNN
+    workspace allocations, older builds). torch is not imported here: a failure before it was loaded is no OOM."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    return isinstance(error, RuntimeError) and "out of memory" in str(error)
 
 
 class Interrupted(Exception):

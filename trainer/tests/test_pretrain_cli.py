@@ -78,6 +78,20 @@ def test_bad_config_key_exits_2_with_an_error_line_naming_the_key(tmp_path, py_c
     assert "'learning_rate'" in events[-1]["message"]
 
 
+def test_every_config_problem_is_reported_in_one_error_line(tmp_path, py_corpus):
+    config = _write_config(tmp_path / "cfg.json", learning_rate=1e-4, max_steps="sixty", encoder_mask_rate=1.5,
+                           grad_accum=3, model_config={**TINY_MODEL, "hidden_act": "gelu2"})
+    rc, events, _ = _run(config, py_corpus, tmp_path / "out")
+    assert rc == 2 and len(events) == 1  # before anything else: no start line, nothing written
+    error = events[0]
+    assert error["event"] == "error" and error["category"] == "bad-input"
+    keys = ["learning_rate", "max_steps", "encoder_mask_rate", "model_config.hidden_act", "batch_size"]
+    assert sorted(p["key"] for p in error["problems"]) == sorted(keys)
+    assert error["message"].startswith("5 config problems: ")
+    assert all(f"config key '{key}'" in error["message"] for key in keys)
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_shard_exits_2_naming_the_file(tmp_path, py_corpus):
     data = tmp_path / "prep"
     shutil.copytree(py_corpus[0], data)

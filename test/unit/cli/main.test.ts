@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { extractForce } from '../../../cli/commands/run';
 
 const CLI = join(__dirname, '..', '..', '..', 'cli', 'main.js');
 
@@ -22,7 +23,7 @@ describe('cotmae CLI', () => {
   });
 
   it('has --help on every command', () => {
-    for (const c of ['run', 'status', 'worker', 'data', 'demo']) {
+    for (const c of ['run', 'status', 'cancel', 'worker', 'data', 'demo']) {
       const r = cotmae(c, '--help');
       assert.equal(r.code, 0, `${c} --help: ${r.err}`);
       assert.match(r.out, new RegExp(`^cotmae ${c}`));
@@ -76,5 +77,32 @@ describe('--set', () => {
     const r = cotmae('run', '--corpus', '/tmp', '--set', 'prepare_corpus.max_passage_tokens=lots');
     assert.equal(r.code, 2);
     assert.match(r.err, /prepare_corpus\.max_passage_tokens/);
+  });
+});
+
+describe('--force [STAGE...]', () => {
+  it('takes optional stage names after --force, or a comma list after =', () => {
+    assert.deepEqual(extractForce(['--corpus', 'x', '--force']), { argv: ['--corpus', 'x'], force: true });
+    assert.deepEqual(extractForce(['--force', 'pretrain', '--corpus', 'x']), {
+      argv: ['--corpus', 'x'],
+      force: ['pretrain'],
+    });
+    assert.deepEqual(extractForce(['--force', 'tokenizer', 'pretrain']), {
+      argv: [],
+      force: ['tokenizer', 'pretrain'],
+    });
+    assert.deepEqual(extractForce(['--force=prepare-corpus,pretrain']), {
+      argv: [],
+      force: ['prepare-corpus', 'pretrain'],
+    });
+    // A word that is not a stage stays an argument of its own.
+    assert.deepEqual(extractForce(['--force', 'data-dir']), { argv: ['data-dir'], force: true });
+    assert.deepEqual(extractForce(['--corpus', 'x']), { argv: ['--corpus', 'x'], force: undefined });
+  });
+
+  it('rejects an unknown stage in --from-stage with exit 2, naming it', () => {
+    const r = cotmae('run', '--corpus', '/nonexistent', '--from-stage', 'bogus');
+    assert.equal(r.code, 2, r.err);
+    assert.match(r.err, /from_stage: unknown stage "bogus"/);
   });
 });

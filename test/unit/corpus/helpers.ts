@@ -1,9 +1,9 @@
 /** Shared helpers of the corpus and tokenizer tests (paths, temp dirs, the venv python, output readers). */
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
@@ -11,8 +11,18 @@ import type { ByteRange, CorpusTokenizer, InputFile } from '../../../lib/corpus'
 import { trainWordPieceTokenizer } from '../../../lib/corpus';
 import { findPython } from '../../../lib/corpus/python';
 
-/** Compiled tests run from dist/test/unit/corpus: the repo root is four levels up. */
-export const REPO_ROOT = resolve(__dirname, '../../../..');
+/**
+ * The repo root: the nearest folder above this (compiled) file holding package.json and test/fixtures, so
+ * tests run from any output dir (dist/, .cache/dist-c/, ...).
+ */
+export const REPO_ROOT = findRepoRoot(__dirname);
+
+function findRepoRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json')) && existsSync(join(dir, 'test/fixtures'))) return dir;
+    if (dirname(dir) === dir) return resolve(from, '../../../..');
+  }
+}
 export const FIXTURES = join(REPO_ROOT, 'test/fixtures/corpus');
 export const SHARED_DATA = resolve(REPO_ROOT, '../shared/data');
 export const CHECK_SCRIPT = join(FIXTURES, 'check_corpus.py');
@@ -121,4 +131,56 @@ export function memoryInput(name: string, content: string | Buffer): InputFile {
 /** JSONL corpus lines for `{id, text}` documents. */
 export function jsonlDocs(docs: { id: string; text: string; title?: string }[]): string {
   return docs.map((d) => `${JSON.stringify(d)}\n`).join('');
+}
+
+/** Deterministic PRNG (mulberry32): numbers in [0, 1). */
+export function seededRandom(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * A synthetic BEIR-style corpus.jsonl of about `bytes` bytes at `path`: documents of 60-140 words drawn
+ * (Zipf-like) from 50,000 made-up words, ids 0, 1, ... Deterministic for a seed. Returns the document count.
+ */
+export async function writeSyntheticCorpus(path: string, bytes: number, seed = 7): Promise<number> {
+  const r = seededRandom(seed);
+  const syllables = ['ka', 'to', 'ri', 'mu', 'sen', 'dal', 'or', 've', 'qui', 'lan'];
+  const more = ['zo', 'pe', 'tra', 'gin', 'ul', 'ex', 'ab', 'ne', 'sy', 'fo'];
+  const all = [...syllables, ...more];
+  const words = Array.from({ length: 50_000 }, () => {
+    let w = '';
+    const n = 1 + Math.floor(r() * 4);
+    for (let i = 0; i < n; i += 1) w += all[Math.floor(r() * all.length)];
+    return w;
+  });
+  const zipf = Uint32Array.from({ length: 1 << 16 }, (_, i) =>
+    Math.floor(words.length * (i / (1 << 16)) ** 2.5),
+  );
+  const fh = await open(path, 'w');
+  let size = 0;
+  let id = 0;
+  try {
+    while (size < bytes) {
+      let chunk = '';
+      for (let d = 0; d < 200; d += 1) {
+        const n = 60 + Math.floor(r() * 80);
+        let text = words[zipf[(r() * 65536) | 0] as number] as string;
+        for (let i = 1; i < n; i += 1) text += ` ${words[zipf[(r() * 65536) | 0] as number]}`;
+        chunk += `{"_id":"${id}","text":"${text}."}\n`;
+        id += 1;
+      }
+      await fh.write(chunk);
+      size += chunk.length;
+    }
+  } finally {
+    await fh.close();
+  }
+  return id;
 }

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { describeProgress, type PipelineProgress, withStage } from '../../../lib/pipeline/progress';
-import { mapBounded } from '../../../workflows/shared';
 
 describe('progress model', () => {
   const base: PipelineProgress = {
@@ -30,24 +29,20 @@ describe('progress model', () => {
       'run r1: running\nprepare-corpus: completed (passages=12, loss=0.5000) → file:///a/',
     );
   });
-});
 
-describe('mapBounded', () => {
-  it('keeps order and never exceeds the limit', async () => {
-    let inFlight = 0;
-    let peak = 0;
-    const out = await mapBounded([5, 1, 4, 2, 3], 2, async (x) => {
-      inFlight++;
-      peak = Math.max(peak, inFlight);
-      await new Promise((r) => setTimeout(r, x));
-      inFlight--;
-      return x * 10;
-    });
-    assert.deepEqual(out, [50, 10, 40, 20, 30]);
-    assert.equal(peak, 2);
-  });
-
-  it('handles an empty list', async () => {
-    assert.deepEqual(await mapBounded([], 3, async (x: number) => x), []);
+  it('marks a reused stage as a cache hit and a cancelled one as cancelled', () => {
+    const p = withStage(
+      withStage(base, {
+        stage: 'prepare-corpus',
+        state: 'completed',
+        reused: 'cache',
+        artifact: 'file:///b/',
+      }),
+      { stage: 'pretrain', state: 'cancelled' },
+    );
+    assert.equal(
+      describeProgress({ ...p, state: 'cancelled' }),
+      'run r1: cancelled\nprepare-corpus: completed [cache hit: from another run] → file:///b/\npretrain: cancelled',
+    );
   });
 });

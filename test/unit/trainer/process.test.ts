@@ -4,32 +4,18 @@
  * the grace period, and no process left behind.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { runTrainer, type TrainerEvent } from '../../../lib/trainer/process';
+import { alive, groupExists, sleep } from './helpers';
 
 async function script(body: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'fake-trainer-'));
   const file = join(dir, 'trainer.js');
   await writeFile(file, body);
   return file;
-}
-
-/** Running, not merely a zombie waiting to be reaped (containers without an init leave those). */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return false;
-  }
 }
 
 describe('runTrainer', () => {
@@ -71,6 +57,8 @@ describe('runTrainer', () => {
   });
 
   it('maps other exits to failed (retryable) and exit 3 to interrupted', async () => {
+    // A driver-level "CUDA error: out of memory" (e.g. another process holds the GPU) is not PyTorch's
+    // allocator OOM: a retry, maybe elsewhere, can succeed.
     const crash = await script(`process.stderr.write('CUDA error: out of memory\\n'); process.exit(1);`);
     const failed = await runTrainer({ python: process.execPath, args: [crash] });
     assert.equal(failed.kind, 'failed');
@@ -129,5 +117,132 @@ describe('runTrainer', () => {
     assert.equal(outcome.kind, 'failed');
     assert.ok(outcome.kind === 'failed' && /SIGKILL/.test(outcome.message));
     assert.ok(Date.now() - started < 10_000);
+  });
+
+  it('classifies PyTorch OOM on stderr as oom whatever the exit code, and names the knobs', async () => {
+    for (const [line, code] of [
+      ['torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 MiB', 1],
+      ['torch.cuda.OutOfMemoryError: boom', 3],
+      ['RuntimeError: CUDA out of memory. Tried to allocate 1 GiB', 2],
+    ] as const) {
+      // The OOM line is followed by more output than the tail keeps (torchrun's summary): still found.
+      const file = await script(`
+        process.stderr.write(${JSON.stringify(`Traceback (most recent call last):\n${line}\n`)});
+        process.stderr.write('x'.repeat(10000) + '\\n');
+        process.exit(${code});
+      `);
+      const outcome = await runTrainer({ python: process.execPath, args: [file], stderrTailChars: 200 });
+      assert.equal(outcome.kind, 'oom', line);
+      const message = outcome.kind === 'oom' ? outcome.message : '';
+      assert.ok(message.startsWith(line), message);
+      assert.match(message, /lower batch_size, or raise grad_accum/);
+    }
+  });
+
+  it('an oom error event wins over exit 2 (bad-input), and its own advice is kept as is', async () => {
+    const file = await script(`
+      console.log(JSON.stringify({ event: 'step', step: 1, loss: 1 }));
+      console.log(JSON.stringify({ event: 'error', category: 'oom', message: 'out of memory: lower batch_size (now 512)' }));
+      process.exit(2);
+    `);
+    const outcome = await runTrainer({ python: process.execPath, args: [file] });
+    assert.deepEqual(outcome, {
+      kind: 'oom',
+      message: 'out of memory: lower batch_size (now 512)',
+      stderrTail: '',
+    });
+  });
+
+  it('exit 0 is done even if an OOM was logged (and recovered from) on the way', async () => {
+    const file = await script(`
+      process.stderr.write('warning: CUDA out of memory, retrying with a smaller micro-batch\\n');
+      console.log(JSON.stringify({ event: 'done', step: 1 }));
+    `);
+    assert.equal((await runTrainer({ python: process.execPath, args: [file] })).kind, 'done');
+  });
+
+  it('a synchronously throwing handler or onLine: failed, trainer stopped, no more calls', async () => {
+    const file = await script(`
+      let s = 0;
+      console.log(JSON.stringify({ event: 'start', pid: process.pid }));
+      setInterval(() => console.log(JSON.stringify({ event: 'step', step: ++s, loss: 1 })), 20);
+    `);
+    const unhandled: unknown[] = [];
+    const listener = (r: unknown) => unhandled.push(r);
+    process.on('unhandledRejection', listener);
+    try {
+      let calls = 0;
+      let pid = 0;
+      const outcome = await runTrainer({
+        python: process.execPath,
+        args: [file],
+        killGraceMs: 200,
+        onEvent: (e) => {
+          calls += 1;
+          if (e.event === 'start') pid = e.pid as number;
+          if (e.event === 'step' && e.step === 2) throw new TypeError('bad handler');
+        },
+      });
+      assert.equal(outcome.kind, 'failed');
+      assert.equal(outcome.kind === 'failed' && outcome.message, 'step handler failed: bad handler');
+      assert.ok(outcome.kind === 'failed' && outcome.cause instanceof TypeError);
+      assert.equal(calls, 3);
+      assert.equal(groupExists(pid), false);
+
+      let lines = 0;
+      const viaLine = await runTrainer({
+        python: process.execPath,
+        args: [file],
+        killGraceMs: 200,
+        onLine: () => {
+          lines += 1;
+          if (lines === 3) throw new Error('heartbeat broke');
+        },
+      });
+      assert.equal(viaLine.kind === 'failed' && viaLine.message, 'onLine handler failed: heartbeat broke');
+      assert.equal(lines, 3);
+      await sleep(50);
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.removeListener('unhandledRejection', listener);
+    }
+  });
+
+  it('a handler failing after the trainer exited 0 still makes the run failed', async () => {
+    const file = await script(
+      `console.log(JSON.stringify({ event: 'checkpoint', step: 1, path: 'checkpoints/step-000001' }));`,
+    );
+    const outcome = await runTrainer({
+      python: process.execPath,
+      args: [file],
+      onEvent: async () => {
+        await sleep(100);
+        throw new Error('slow upload failed');
+      },
+    });
+    assert.equal(
+      outcome.kind === 'failed' && outcome.message,
+      'checkpoint upload failed: slow upload failed',
+    );
+  });
+
+  it('kills leftover group members when the trainer exits, so the run ends even if they hold stdout', async () => {
+    const file = await script(`
+      const { spawn } = require('node:child_process');
+      spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: ['ignore', 'inherit', 'inherit'] });
+      console.log(JSON.stringify({ event: 'done', step: 1 }));
+      setTimeout(() => process.exit(0), 100);
+    `);
+    const started = Date.now();
+    const outcome = await runTrainer({ python: process.execPath, args: [file] });
+    assert.equal(outcome.kind, 'done');
+    assert.ok(Date.now() - started < 5000);
+  });
+
+  it('a trainer program that cannot start rejects with the spawn error (and leaves no timer behind)', async () => {
+    await assert.rejects(
+      runTrainer({ python: '/nonexistent/python', args: [], stallTimeoutMs: 60_000 }),
+      /ENOENT/,
+    );
   });
 });

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import shutil
 import time
@@ -24,6 +25,7 @@ from ..common import (
     ConfigError,
     DistInfo,
     Interrupted,
+    OutOfMemory,
     Progress,
     StopSignal,
     autocast,
@@ -32,6 +34,7 @@ from ..common import (
     die_with_parent,
     dist_from_env,
     init_distributed,
+    is_out_of_memory,
     log,
     seed_everything,
     select_device,
@@ -153,8 +156,8 @@ def check_resume_config(cfg: PretrainConfig, resume_dir: Path) -> None:
     saved = json.loads((resume_dir / "config.json").read_text())
     changed = [k for k in config_differences(saved, cfg.to_dict()) if k not in RESUMABLE_CHANGES]
     if changed:
-        raise ConfigError(changed[0], f"differs from checkpoint {resume_dir.name} (changed: {', '.join(changed)}); "
-                          "resume with the same config or start a new output dir")
+        raise ConfigError.of([(k, f"differs from checkpoint {resume_dir.name} ({json.dumps(saved.get(k))} there); "
+                               "resume with the same config or start a new output dir") for k in changed])
 
 
 def restore_train_log(output: Path, resume_dir: Path | None) -> None:
@@ -242,7 +245,7 @@ def train(run: Run) -> None:
     cfg = run.cfg
     run.last_log_time = time.perf_counter()
     for step in range(run.step, cfg.max_steps):
-        losses, grad_norm, lr = train_step(run, step)
+        losses, grad_norm, lr = guarded_step(run, step)
         run.step = step + 1
         if run.step % cfg.log_every == 0 or run.step == cfg.max_steps:
             log_step(run, losses, grad_norm, lr)
@@ -253,6 +256,52 @@ def train(run: Run) -> None:
             run.last_log_time += time.perf_counter() - started  # tokens_per_s measures training, not saving
             if stop:
                 raise Interrupted(run.step, path)
+
+
+def guarded_step(run: Run, step: int) -> tuple[dict, torch.Tensor | None, float]:
+    """train_step, with running out of device memory turned into OutOfMemory (exit 2, category 'oom'): the
+    config's sizes do not fit and a retry would fail the same way. Nothing of the broken step is kept: its
+    gradients are dropped, and no checkpoint is written (the last one is from an earlier, complete step)."""
+    try:
+        return train_step(run, step)
+    except RuntimeError as e:  # torch.cuda.OutOfMemoryError is a RuntimeError
+        if not is_out_of_memory(e):
+            raise
+        log.error("out of memory at step %d: %s", step + 1, e)
+        detail = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+    # Here the exception, its traceback and the step's activations it held are gone: give the memory back.
+    run.optimizer.zero_grad(set_to_none=True)
+    gc.collect()
+    if run.device.type == "cuda":
+        torch.cuda.empty_cache()
+    raise OutOfMemory(oom_message(run, step + 1, detail), step + 1)
+
+
+def oom_message(run: Run, step: int, detail: str) -> str:
+    """What ran out and what to lower, with the current values."""
+    cfg, world, micro = run.cfg, run.dist.world_size, run.batcher.micro_pairs
+    what = "CUDA out of memory" if run.device.type == "cuda" else "out of memory"
+    sizes = (f"micro-batch {micro} pairs = batch_size {cfg.batch_size} / grad_accum {cfg.grad_accum} / world "
+             f"{world}, longest passage {run.corpus.max_passage_len} tokens")
+    if run.device.type == "cuda":
+        gib = 2**30
+        sizes += (f", peak {torch.cuda.max_memory_allocated(run.device) / gib:.1f} of "
+                  f"{torch.cuda.get_device_properties(run.device).total_memory / gib:.1f} GiB allocated")
+    if micro > 1:
+        advice = ["lower batch_size, or raise grad_accum to keep the global batch with less memory per step"]
+        more = [g for g in range(cfg.grad_accum + 1, cfg.batch_size // world + 1) if cfg.batch_size % (g * world) == 0]
+        if more:
+            pairs = cfg.batch_size // (more[0] * world)
+            advice[0] += f" (grad_accum {more[0]}: micro-batches of {pairs} pair{'s' if pairs > 1 else ''})"
+    else:
+        advice = ["the micro-batch is already 1 pair: use a smaller model (model_config) or shorter passages "
+                  "(prepare the corpus with a lower maximum length)"]
+    if run.device.type == "cuda" and not cfg.bf16:
+        advice.append("bf16 is false: bf16 true about halves activation memory")
+    if cfg.compile:
+        advice.append(f"compile pads every batch to the longest passage ({run.batcher.fixed_len} tokens); "
+                      "compile false pads each batch only to its own longest")
+    return f"{what} at step {step} on {run.device} ({sizes}): {'; '.join(advice)}. PyTorch: {detail}"
 
 
 def log_step(run: Run, losses: dict, grad_norm: torch.Tensor | None, lr: float) -> None:

@@ -85,7 +85,9 @@ def build_mlm_model(model_init: str | None, model_config: dict | None, vocab: Vo
 
     if model_init is None:
         config = dict(model_config or {})
-        if config.setdefault("vocab_size", vocab.size) != vocab.size:
+        if config.get("vocab_size") is None:  # absent or null: the tokenizer's
+            config["vocab_size"] = vocab.size
+        if config["vocab_size"] != vocab.size:
             raise ConfigError("model_config.vocab_size", f"{config['vocab_size']} != tokenizer size {vocab.size}")
         bert_config = BertConfig(pad_token_id=vocab.pad_id, **config)
         return BertForMaskedLM._from_config(bert_config, attn_implementation="sdpa").float()
