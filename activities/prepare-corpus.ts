@@ -20,6 +20,7 @@ import {
   checkCommitted,
   computeCacheKey,
   contentDigest,
+  type ExpectedArtifact,
   fetchArtifact,
   joinKey,
   joinPrefix,
@@ -28,7 +29,6 @@ import {
   readArtifactFile,
   readManifest,
   recordCacheEntry,
-  StaleArtifactError,
   sha256Hex,
   stagePrefix,
 } from '../lib/artifacts';
@@ -144,7 +144,13 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
             config: { config: corpusPrepConfig(config), code: corpusCodeVersion() },
           });
           const forced = input.force.includes(STAGES.prepareCorpus);
-          const existing = await reuseChecked(store, outputPrefix, cacheKey, STAGES.prepareCorpus, forced);
+          const existing = await reuseChecked(store, outputPrefix, cacheKey, STAGES.prepareCorpus, forced, {
+            inputs: [
+              { name: 'corpus', manifestSha256: source.digest },
+              { name: 'tokenizer', manifestSha256: tokenizer.manifestSha256 },
+            ],
+            config,
+          });
           if (existing) return { kind: 'reuse', tokenizer, result: existing };
           if (!forced) {
             const hit = await lookupCacheEntry(store, cacheKey);
@@ -203,7 +209,11 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
           const shard = { ...planned, format: plan.format };
           const prefix = shardPrefix(plan, shard.index);
           const key = shardKey(plan, shard.index);
-          if (await reuseChecked(store, prefix, key, STAGES.prepareCorpus, plan.force))
+          const expected = {
+            inputs: [{ name: 'corpus', manifestSha256: plan.sourceDigest }],
+            config: { shard, ...plan.config },
+          };
+          if (await reuseChecked(store, prefix, key, STAGES.prepareCorpus, plan.force, expected))
             return { reused: true };
           const source = await openShardInput(plan, shard.file);
           try {
@@ -380,16 +390,12 @@ async function reuseChecked(
   cacheKey: string,
   stage: string,
   forced: boolean,
+  expected: ExpectedArtifact,
 ): Promise<StageResult | undefined> {
-  const check = await checkCommitted(store, prefix, cacheKey);
+  // `expected` is what this run would record: a mismatch then says what changed (inputs.corpus, config.x…).
+  const check = await checkCommitted(store, prefix, cacheKey, { expected, forceStage: stage });
   if (check.state === 'absent' || forced) return undefined;
-  if (check.state === 'mismatch')
-    throw new StaleArtifactError({
-      uri: store.uri(prefix),
-      recordedKey: check.recordedKey,
-      expectedKey: cacheKey,
-      stage,
-    });
+  if (check.state === 'mismatch') throw check.error;
   return { ...stageResultOf(store, store.rootUri, check.read), reused: 'run' };
 }
 
@@ -491,7 +497,10 @@ async function publishTokenizer(
         config: { config: tokenizerConfig(config), code: corpusCodeVersion() },
       });
     }
-    const existing = await reuseChecked(store, prefix, key, STAGES.tokenizer, forced);
+    const existing = await reuseChecked(store, prefix, key, STAGES.tokenizer, forced, {
+      inputs: given ? [] : [{ name: 'corpus', manifestSha256: sourceDigest }],
+      config: given ? { source: given } : tokenizerConfig(config),
+    });
     if (existing) return existing;
     if (!forced) {
       const hit = await lookupCacheEntry(store, key);

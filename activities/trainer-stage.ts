@@ -28,7 +28,6 @@ import {
   openStore,
   readManifest,
   recordCacheEntry,
-  StaleArtifactError,
   stagePrefix,
 } from '../lib/artifacts';
 import { trainerCodeVersion } from '../lib/pipeline/code-versions';
@@ -40,6 +39,7 @@ import type {
   TrainerStageSpec,
 } from '../lib/pipeline/types';
 import {
+  clearPins,
   downloadCheckpoint,
   pinCheckpoint,
   resumableCheckpoint,
@@ -219,6 +219,8 @@ export function createTrainerStageActivities(deps: StageDeps) {
               resumed_from_step: resumeFrom ?? 0,
             });
             await recordCacheEntry(store, committed);
+            // Published: pins left by attempts that died (SIGKILL skips their finally) no longer hold anything.
+            await clearPins(store, prefix);
             return stageResultOf(store, spec.artifactRoot, committed);
           }),
         );
@@ -251,15 +253,12 @@ async function reusable(
   cacheKey: string,
 ): Promise<StageResult | undefined> {
   const prefix = stagePrefix(spec.runId, spec.stage);
-  const check = await checkCommitted(store, prefix, cacheKey);
+  const check = await checkCommitted(store, prefix, cacheKey, {
+    expected: { config: spec.config },
+    forceStage: spec.stage,
+  });
   if (check.state === 'match') return { ...(await stageResult(store, prefix)), reused: 'run' };
-  if (check.state === 'mismatch' && !spec.force)
-    throw new StaleArtifactError({
-      uri: store.uri(prefix),
-      recordedKey: check.recordedKey,
-      expectedKey: cacheKey,
-      stage: spec.stage,
-    });
+  if (check.state === 'mismatch' && !spec.force) throw check.error;
   return undefined;
 }
 

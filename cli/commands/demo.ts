@@ -52,7 +52,9 @@ export async function demoCommand(argv: string[]): Promise<number> {
     },
     force,
   );
+  const started = Date.now();
   const result = await runPipeline(input, { keepServer: values['keep-server'] === true });
+  const seconds = ((Date.now() - started) / 1000).toFixed(1);
   if (!result) return 1;
   const s = result.corpus.stats;
   const hit = (stage: StageResult) =>
@@ -61,7 +63,7 @@ export async function demoCommand(argv: string[]): Promise<number> {
       : '';
   process.stdout.write(
     [
-      `demo run ${result.runId} finished${result.cacheHits.length ? ` (cache hits: ${result.cacheHits.join(', ')})` : ''}`,
+      `demo run ${result.runId} finished in ${seconds} s (dev server start included)${result.cacheHits.length ? ` (cache hits: ${result.cacheHits.join(', ')})` : ''}`,
       `  tokenizer: vocabulary ${result.tokenizer.stats.vocab_size}${hit(result.tokenizer)}`,
       `  corpus preparation: ${s.documents} documents → ${s.passages} passages, ${s.tokens} tokens, ${s.pairs} pre-training pairs, ${s.queries} queries, ${s.qrels} qrels (${s.shards} shards)`,
       `  artifact: ${result.corpus.uri}${hit(result.corpus)}`,

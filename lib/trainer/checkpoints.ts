@@ -89,6 +89,11 @@ export async function unpinCheckpoint(
   await store.delete(pinKey(stagePrefix, attempt));
 }
 
+/** Drops every pin of the stage: called once its output is published (no attempt resumes any more). */
+export async function clearPins(store: ArtifactStore, stagePrefix: string): Promise<void> {
+  await store.deletePrefix(joinPrefix(checkpointsPrefix(stagePrefix), 'pins'));
+}
+
 export interface CheckpointMeta {
   runId: string;
   stage: string;

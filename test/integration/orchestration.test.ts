@@ -16,6 +16,7 @@ import { isCommitted, openStore, readArtifactFile } from '../../lib/artifacts';
 import { CPU_TASK_QUEUE } from '../../lib/constants';
 import { writeDemoCollection } from '../../lib/demo/generate';
 import type { PipelineInput, PipelineResult } from '../../lib/pipeline/types';
+import { liveProgress } from '../../lib/temporal/live-progress';
 import { storedCheckpointSteps } from '../../lib/trainer/checkpoints';
 import {
   FAKE_TRAINER,
@@ -195,6 +196,15 @@ describe('orchestration (real Temporal, fake trainer)', { timeout: 900_000 }, ()
     await waitFor('a stored checkpoint', 120_000, async () =>
       (await storedCheckpointSteps(store, 'runs/cancel/pretrain/')).length > 0 ? true : undefined,
     );
+    // What `cotmae status` shows: the step, loss and device come from the activity's heartbeat details.
+    const live = await waitFor('training progress in the heartbeat details', 30_000, async () => {
+      const stage = (await liveProgress(env.client, 'pipeline-cancel')).progress?.stages.find(
+        (s) => s.stage === 'pretrain',
+      );
+      return (stage?.done ?? 0) > 0 && stage?.counts?.loss !== undefined ? stage : undefined;
+    });
+    assert.equal(live.total, 400);
+    assert.match(live.message ?? '', /(training|uploading) on [01]/);
     const before = (await storedCheckpointSteps(store, 'runs/cancel/pretrain/')).at(-1) ?? 0;
     const t0 = Date.now();
     await handle.cancel();
@@ -334,6 +344,26 @@ describe('orchestration (real Temporal, fake trainer)', { timeout: 900_000 }, ()
       'the corrected corpus was prepared, not the old shard reused',
     );
     assert.equal(result.corpus.stats.dropped_qrels, 0);
+  });
+
+  it('§7 a corrected corpus re-run never meets the old error: the stale artifacts are named, --force redoes them', async () => {
+    const dup = join(scratch, 'dup');
+    await writeDemoCollection(dup, { documents: 20, queriesPerDocument: 1, seed: 17 });
+    const original = await readFile(join(dup, 'corpus.jsonl'), 'utf8');
+    const firstLine = original.split('\n')[0] as string;
+    await writeFile(join(dup, 'corpus.jsonl'), `${original}${firstLine}\n`); // the first document twice
+    const prep = { ...SMALL_PREP, seed: 71 };
+    const run = (extra: Partial<PipelineInput> = {}) =>
+      input('dup-fixed', { corpus: { source: dup }, prepare_corpus: prep, pretrain: null, ...extra });
+    const text = await failureOf((await startPipeline(env, run())).result());
+    assert.match(text, /duplicate doc id/, text);
+    await writeFile(join(dup, 'corpus.jsonl'), original); // corrected
+    const again = await failureOf((await startPipeline(env, run())).result());
+    assert.doesNotMatch(again, /duplicate doc id/, 'the old error is not replayed from stale shards');
+    // The tokenizer trained on the broken corpus is the first stale artifact met; the message says why.
+    assert.match(again, /StaleArtifact.*differs in inputs\.corpus.*--force tokenizer/s, again);
+    const { result } = await runPipeline(env, run({ from_stage: 'tokenizer' }));
+    assert.equal(result.corpus.stats.documents, 20);
   });
 
   it('§7 the same run id on two artifact roots never resumes or publishes the other root’s model', async () => {

@@ -33,6 +33,18 @@ import {
 import { CommitConflictError, ConfigError } from '../../lib/errors';
 import { pseudoRandom, readAll, registerStoreSuite, sha256 } from '../unit/artifacts/store-suite';
 
+/** Passes one request through to the real S3 server (the test proxies below alter some of them). */
+function forward(req: http.IncomingMessage, res: http.ServerResponse, target: URL): void {
+  const upstream = http.request(
+    { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+    (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    },
+  );
+  req.pipe(upstream);
+}
+
 const MIB = 1024 * 1024;
 const PART = 5 * MIB;
 const BUCKET = 'cotmae-test';
@@ -164,14 +176,7 @@ describe('s3 store specifics', () => {
         res.end('<?xml version="1.0"?><Error><Code>SlowDown</Code><Message>slow down</Message></Error>');
         return;
       }
-      const upstream = http.request(
-        { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
-        (up) => {
-          res.writeHead(up.statusCode ?? 502, up.headers);
-          up.pipe(res);
-        },
-      );
-      req.pipe(upstream);
+      forward(req, res, target);
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     const address = proxy.address() as AddressInfo;
@@ -218,14 +223,7 @@ async function noConditionalPutsProxy(): Promise<{
       );
       return;
     }
-    const upstream = http.request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      },
-    );
-    req.pipe(upstream);
+    forward(req, res, target);
   });
   await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
   const { port } = proxy.address() as AddressInfo;
