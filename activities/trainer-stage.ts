@@ -116,7 +116,8 @@ export function createTrainerStageActivities(deps: StageDeps) {
       try {
         return await cancellable(ctx, () =>
           atEdge(async () => {
-            const cacheKey = trainerStageKey(spec);
+            // Fixed when the stage started: attempts on newer trainer code resume rather than call it stale.
+          const cacheKey = spec.cacheKey ?? trainerStageKey(spec);
             const firstAttempt = ctx.info.attempt === 1;
             const reused = spec.force && firstAttempt ? undefined : await reusable(store, spec, cacheKey);
             if (reused) return reused;
@@ -139,7 +140,13 @@ export function createTrainerStageActivities(deps: StageDeps) {
             await mkdir(out, { recursive: true });
 
             // A forced first attempt starts over; every retry resumes.
-            const resumeFrom = await resumableCheckpoint(store, prefix, cacheKey, spec.force && firstAttempt);
+            const resumeFrom = await resumableCheckpoint(
+            store,
+            prefix,
+            cacheKey,
+            spec.force && firstAttempt,
+            spec.stage,
+          );
             if (resumeFrom !== undefined) {
               await pinCheckpoint(store, prefix, attempt, resumeFrom);
               await downloadCheckpoint(store, prefix, out, resumeFrom);

@@ -30,7 +30,9 @@ export async function pretrain(input: PretrainWorkflowInput): Promise<StageResul
   const spec = pretrainStageSpec(input);
   const resolution = await control.resolveTrainerStage({ spec });
   const result =
-    resolution.kind === 'reuse' ? resolution.result : await runTrainerStage(spec, input.supervision);
+    resolution.kind === 'reuse'
+      ? resolution.result
+      : await runTrainerStage({ ...spec, cacheKey: resolution.cacheKey }, input.supervision);
   progress = {
     ...progress,
     state: 'completed',

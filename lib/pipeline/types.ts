@@ -153,6 +153,11 @@ export interface TrainerStageSpec {
   keepCheckpoints: number;
   stallTimeoutS: number;
   force: boolean;
+  /**
+   * The stage's cache key, fixed when the stage starts (resolveTrainerStage). Every attempt uses it, so a
+   * deploy of new trainer code while the stage runs resumes its checkpoints instead of calling them stale.
+   */
+  cacheKey?: string;
 }
 
 /** What the GPU-stage runner's activity reports in its heartbeat details (read by `status` and `run`). */

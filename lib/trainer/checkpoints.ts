@@ -117,6 +117,7 @@ export async function resumableCheckpoint(
   stagePrefix: string,
   cacheKey: string,
   force: boolean,
+  stage?: string,
 ): Promise<number | undefined> {
   const steps = await storedCheckpointSteps(store, stagePrefix);
   const newest = steps.at(-1);
@@ -129,6 +130,7 @@ export async function resumableCheckpoint(
       uri: store.uri(prefix),
       recordedKey: check.recordedKey,
       expectedKey: cacheKey,
+      stage,
     });
   for (const step of steps)
     await store.deletePrefix(joinPrefix(checkpointsPrefix(stagePrefix), checkpointName(step)));
