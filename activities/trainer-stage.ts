@@ -117,7 +117,7 @@ export function createTrainerStageActivities(deps: StageDeps) {
         return await cancellable(ctx, () =>
           atEdge(async () => {
             // Fixed when the stage started: attempts on newer trainer code resume rather than call it stale.
-          const cacheKey = spec.cacheKey ?? trainerStageKey(spec);
+            const cacheKey = spec.cacheKey ?? trainerStageKey(spec);
             const firstAttempt = ctx.info.attempt === 1;
             const reused = spec.force && firstAttempt ? undefined : await reusable(store, spec, cacheKey);
             if (reused) return reused;
@@ -141,12 +141,12 @@ export function createTrainerStageActivities(deps: StageDeps) {
 
             // A forced first attempt starts over; every retry resumes.
             const resumeFrom = await resumableCheckpoint(
-            store,
-            prefix,
-            cacheKey,
-            spec.force && firstAttempt,
-            spec.stage,
-          );
+              store,
+              prefix,
+              cacheKey,
+              spec.force && firstAttempt,
+              spec.stage,
+            );
             if (resumeFrom !== undefined) {
               await pinCheckpoint(store, prefix, attempt, resumeFrom);
               await downloadCheckpoint(store, prefix, out, resumeFrom);
