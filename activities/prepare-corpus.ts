@@ -15,17 +15,16 @@ import { fileURLToPath } from 'node:url';
 import { Context } from '@temporalio/activity';
 import {
   type ArtifactStore,
-  type ArtifactWriter,
   beginArtifact,
   checkCommitted,
   computeCacheKey,
   contentDigest,
   type ExpectedArtifact,
   fetchArtifact,
-  joinKey,
   joinPrefix,
   lookupCacheEntry,
   openStore,
+  type ReadManifestResult,
   readArtifactFile,
   readManifest,
   recordCacheEntry,
@@ -270,10 +269,12 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
               // Shards sit where they are in the stage folder, so corpus.json's relative shard dirs hold there too.
               const out = join(dir, 'out');
               const results: ShardResult[] = [];
+              // Kept so the stage manifest can list the shards' files without reading each manifest again.
+              const shardManifests: ReadManifestResult[] = [];
               for (const shard of plan.shards) {
                 if (ctx.cancellationSignal.aborted) throw new AbortError('finalize cancelled');
                 const local = join(out, shardFolder(shard.index));
-                await fetchArtifact(store, shardPrefix(plan, shard.index), local);
+                shardManifests.push(await fetchArtifact(store, shardPrefix(plan, shard.index), local));
                 const result = JSON.parse(await readFile(join(local, SHARD_RESULT), 'utf8')) as ShardResult;
                 results.push({ ...result, out_dir: local });
               }
@@ -330,7 +331,8 @@ export function createPrepareCorpusActivities(deps: StageDeps) {
               );
               await rm(join(out, 'shards'), { recursive: true, force: true }); // already in the store
               await writer.addLocalDir(out);
-              await recordShardFiles(store, writer, plan);
+              // The stage manifest covers the shard files too, so one verify checks the whole prepared corpus.
+              for (const read of shardManifests) writer.recordArtifact(read);
               const committed = await writer.commit(stats);
               await recordCacheEntry(store, committed);
               return stageResultOf(store, plan.artifactRoot, committed);
@@ -420,20 +422,6 @@ function shardFolder(index: number): string {
 
 function shardPrefix(plan: CorpusPlan, index: number): string {
   return joinPrefix(plan.outputPrefix, shardFolder(index));
-}
-
-/** The stage manifest covers the shard files too, so one verify checks the whole prepared corpus. */
-async function recordShardFiles(
-  store: ArtifactStore,
-  writer: ArtifactWriter,
-  plan: CorpusPlan,
-): Promise<void> {
-  for (const shard of plan.shards) {
-    const folder = shardFolder(shard.index);
-    const { manifest } = await readManifest(store, shardPrefix(plan, shard.index));
-    for (const f of manifest.files)
-      writer.recordFile({ ...f, path: joinKey(folder, f.path), object: joinKey(folder, f.object ?? f.path) });
-  }
 }
 
 function hasQueries(layout: CorpusLayout): boolean {
